@@ -1,0 +1,28 @@
+"""tlhelpers: the helper package behind the transfer-learning course.
+
+Each helper is first built by hand in a notebook, then used from here. Importing the
+package does no work: no device probing, no downloads, no file reads.
+"""
+from .backbones import (EfficientNetLite0, SmallCNN, WeightsUnavailableError, imagenet_categories,
+                        load_efficientnet_lite0, load_torchvision, preprocess)
+from .data import as_tensors, few_shot, mnist5k, select_classes, uci_digits
+from .env import device, doctor, seed_everything
+from .features import body, extract_features, feature_model
+from .plots import (plot_confusion_matrix, plot_curves, plot_grid, plot_history, plot_topk, show_feature_maps,
+                    show_filters, show_images)
+from .surgery import (count_parameters, freeze, layer_names, param_groups, replace_head, trainable_parameters,
+                      unfreeze)
+from .train import History, accuracy, evaluate, fit, make_loader, train_one_epoch
+
+__all__ = [
+    "EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories", "load_efficientnet_lite0",
+    "load_torchvision", "preprocess",
+    "as_tensors", "few_shot", "mnist5k", "select_classes", "uci_digits",
+    "device", "doctor", "seed_everything",
+    "body", "extract_features", "feature_model",
+    "plot_confusion_matrix", "plot_curves", "plot_grid", "plot_history", "plot_topk", "show_feature_maps",
+    "show_filters", "show_images",
+    "count_parameters", "freeze", "layer_names", "param_groups", "replace_head", "trainable_parameters", "unfreeze",
+    "History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch",
+]
+__version__ = "0.1.0"

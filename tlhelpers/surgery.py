@@ -1,0 +1,178 @@
+"""Model surgery: freeze and unfreeze by name, replace the head, count parameters, LR groups.
+
+Every function takes an ``nn.Module`` and returns it, so calls chain:
+``tlh.freeze(tlh.replace_head(model, 10), until="blocks.8")``.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from torch import nn
+
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def layer_names(model: nn.Module, *, depth: int | None = None) -> list[str]:
+    """Return the names of ``model``'s submodules (up to ``depth`` dots deep), in order."""
+    names = [n for n, _ in model.named_modules() if n]
+    if depth is not None:
+        names = [n for n in names if n.count(".") < depth]
+    return names
+
+
+def _check_names(model: nn.Module, names: Iterable[str]) -> None:
+    valid = set(layer_names(model)) | {n for n, _ in model.named_parameters()}
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(f"unknown layer name(s) {unknown}; valid top-level names: "
+                         f"{layer_names(model, depth=2)}")
+
+
+def _matches(param_name: str, prefixes: Sequence[str]) -> bool:
+    return any(param_name == p or param_name.startswith(p + ".") for p in prefixes)
+
+
+def _selected(model: nn.Module, *, until: str | None, names: Sequence[str] | None) -> set[str]:
+    """Return the parameter names chosen by ``until`` (everything before it) or ``names``."""
+    if until is not None and names is not None:
+        raise ValueError("give either until= or names=, not both")
+    params = [n for n, _ in model.named_parameters()]
+    if until is not None:
+        _check_names(model, [until])
+        first = next((i for i, n in enumerate(params) if _matches(n, [until])), None)
+        if first is None:
+            raise ValueError(f"layer {until!r} has no parameters to stop at")
+        return set(params[:first])
+    if names is not None:
+        if isinstance(names, str):
+            names = [names]
+        _check_names(model, names)
+        return {n for n in params if _matches(n, names)}
+    return set(params)
+
+
+def _frozen_bn_pre_hook(module: nn.Module, args):
+    # Runs before every forward: a frozen BatchNorm normalises with its stored running
+    # statistics and never updates them, even after model.train() flips it back.
+    module.training = False
+
+
+def _is_frozen_bn(module: nn.Module) -> bool:
+    return _frozen_bn_pre_hook in module._forward_pre_hooks.values()
+
+
+def _set_bn_frozen(model: nn.Module, frozen_params: set[str], *, train_bn: bool) -> None:
+    # The hook is found by identity rather than kept as a handle, so a deep-copied or
+    # pickled model unfreezes its own BatchNorm layers and never the original's.
+    for name, module in model.named_modules():
+        if not isinstance(module, _BN_TYPES):
+            continue
+        own = [f"{name}.{p}" if name else p for p, _ in module.named_parameters()]
+        frozen = bool(own) and all(p in frozen_params for p in own) and not train_bn
+        if frozen and not _is_frozen_bn(module):
+            module.register_forward_pre_hook(_frozen_bn_pre_hook)
+            module.eval()
+        elif not frozen and _is_frozen_bn(module):
+            for key, hook in list(module._forward_pre_hooks.items()):
+                if hook is _frozen_bn_pre_hook:
+                    del module._forward_pre_hooks[key]
+            module.train(model.training)
+
+
+def freeze(model: nn.Module, *, until: str | None = None, names: Sequence[str] | str | None = None,
+           train_bn: bool = False) -> nn.Module:
+    """Freeze parameters so an optimizer step cannot change them.
+
+    Args:
+        until: freeze every parameter registered *before* this layer (e.g. ``"blocks.8"``
+            freezes the stem and blocks 0-7); the layer itself stays trainable.
+        names: freeze these layers (names or prefixes of parameter names) instead.
+            With neither, freeze everything.
+        train_bn: keep updating BatchNorm running statistics of frozen layers (fastai's
+            default). Off by default: frozen means frozen, statistics included, so a
+            frozen feature extractor gives the same features in train and eval mode.
+
+    Raises:
+        ValueError: for an unknown layer name, listing the valid ones.
+    """
+    chosen = _selected(model, until=until, names=names)
+    for name, param in model.named_parameters():
+        if name in chosen:
+            param.requires_grad_(False)
+    frozen_now = {n for n, p in model.named_parameters() if not p.requires_grad}
+    _set_bn_frozen(model, frozen_now, train_bn=train_bn)
+    return model
+
+
+def unfreeze(model: nn.Module, *, names: Sequence[str] | str | None = None) -> nn.Module:
+    """Make parameters trainable again (all of them, or those under ``names``)."""
+    chosen = _selected(model, until=None, names=names)
+    for name, param in model.named_parameters():
+        if name in chosen:
+            param.requires_grad_(True)
+    frozen_now = {n for n, p in model.named_parameters() if not p.requires_grad}
+    _set_bn_frozen(model, frozen_now, train_bn=False)
+    return model
+
+
+def count_parameters(model: nn.Module, *, trainable: bool = False) -> int:
+    """Return the number of parameters (only those with ``requires_grad`` if ``trainable``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Return the parameters an optimizer should hold: those that require gradients."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """Replace the last ``nn.Linear`` of ``model`` with a fresh one of ``num_classes`` outputs.
+
+    Raises:
+        ValueError: if ``num_classes`` is not a positive int or the model has no Linear layer.
+    """
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to replace")
+    name = linears[-1]
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = getattr(parent, attr)
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    setattr(parent, attr, new.to(old.weight.device))
+    return model
+
+
+def param_groups(model: nn.Module, groups: Sequence[Sequence[str] | str], *, lr: float,
+                 lr_mult: float = 10.0) -> list[dict]:
+    """Return optimizer parameter groups with discriminative learning rates.
+
+    Group ``i`` of ``n`` (earliest first) gets ``lr / lr_mult ** (n - 1 - i)``: the last
+    group (the head) trains at ``lr``, earlier, more generic layers more gently.
+    Only trainable parameters are included; each parameter lands in one group.
+
+    Args:
+        groups: for each group, a layer name or list of names/prefixes.
+        lr: the learning rate of the last group.
+        lr_mult: the factor between neighbouring groups.
+
+    Raises:
+        ValueError: for unknown names, or a trainable parameter left in no group.
+    """
+    if lr <= 0 or lr_mult < 1:
+        raise ValueError(f"need lr > 0 and lr_mult >= 1, got lr={lr!r}, lr_mult={lr_mult!r}")
+    groups = [[g] if isinstance(g, str) else list(g) for g in groups]
+    _check_names(model, [n for g in groups for n in g])
+    taken: set[str] = set()
+    result = []
+    for i, prefixes in enumerate(groups):
+        params = [p for n, p in model.named_parameters()
+                  if p.requires_grad and n not in taken and _matches(n, prefixes)]
+        taken |= {n for n, p in model.named_parameters() if p.requires_grad and _matches(n, prefixes)}
+        result.append({"params": params, "lr": lr / lr_mult ** (len(groups) - 1 - i)})
+    left = [n for n, p in model.named_parameters() if p.requires_grad and n not in taken]
+    if left:
+        raise ValueError(f"trainable parameters in no group: {left[:5]}{' ...' if len(left) > 5 else ''}")
+    return result
