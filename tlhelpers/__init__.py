@@ -8,8 +8,10 @@ from .backbones import (EfficientNetLite0, SmallCNN, WeightsUnavailableError, im
 from .data import as_tensors, few_shot, mnist5k, select_classes, uci_digits
 from .env import device, doctor, seed_everything
 from .features import body, extract_features, feature_model
+from .measure import domain_classifier_accuracy, median_heuristic_gamma, mmd, transfer_gain
 from .plots import (plot_confusion_matrix, plot_curves, plot_grid, plot_history, plot_topk, show_feature_maps,
                     show_filters, show_images)
+from .shifts import add_noise, fit_to_frame, invert, photo_background, render_digits, rotate, shift
 from .surgery import (count_parameters, freeze, layer_names, param_groups, replace_head, trainable_parameters,
                       unfreeze)
 from .train import History, accuracy, evaluate, fit, make_loader, train_one_epoch
@@ -20,6 +22,8 @@ __all__ = [
     "as_tensors", "few_shot", "mnist5k", "select_classes", "uci_digits",
     "device", "doctor", "seed_everything",
     "body", "extract_features", "feature_model",
+    "domain_classifier_accuracy", "median_heuristic_gamma", "mmd", "transfer_gain",
+    "add_noise", "fit_to_frame", "invert", "photo_background", "render_digits", "rotate", "shift",
     "plot_confusion_matrix", "plot_curves", "plot_grid", "plot_history", "plot_topk", "show_feature_maps",
     "show_filters", "show_images",
     "count_parameters", "freeze", "layer_names", "param_groups", "replace_head", "trainable_parameters", "unfreeze",
