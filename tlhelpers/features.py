@@ -7,6 +7,7 @@ features. Set ``TLH_NO_CACHE=1`` to switch the cache off (autograding does: see
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -139,11 +140,10 @@ def extract_features(model: nn.Module, images: torch.Tensor, *, layer: str, pool
             except Exception:
                 path.unlink(missing_ok=True)  # a torn or foreign file: recompute it
 
-    was_training = model.training
-    try:
-        feats = _compute(extractor, images, batch_size, device, progress)
-    finally:
-        model.train(was_training)
+    # Compute on a copy: the extractor shares the model's modules, and moving them to
+    # ``device`` or to channels_last in place would change the caller's model (its device,
+    # and the low bits of later outputs, so a cold-cache run would differ from a warm one).
+    feats = _compute(copy.deepcopy(extractor), images, batch_size, device, progress)
     if path is not None:
         _atomic_save(feats, path)
     return feats

@@ -28,6 +28,9 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
 
 def plot_history(histories: Mapping[str, object], *, metric: str = "val_acc", ax=None):
     """Plot one metric of several :class:`~tlhelpers.train.History` runs against epochs."""
+    metrics = ("train_loss", "train_acc", "val_loss", "val_acc")
+    if metric not in metrics:
+        raise ValueError(f"unknown metric {metric!r}; use one of {metrics}")
     curves = {}
     for name, h in histories.items():
         values = getattr(h, metric)
@@ -50,8 +53,11 @@ def plot_confusion_matrix(y_true, y_pred, *, labels: Sequence[str] | None = None
 def show_images(images: torch.Tensor, *, titles: Sequence[str] | None = None, ncols: int = 10,
                 size: float = 1.2, cmap: str = "gray"):
     """Show a grid of (n, c, h, w) images; values are rescaled per image for display."""
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError("images must be a (n, c, h, w) tensor")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or len(images) == 0:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a non-empty (n, c, h, w) tensor, got {got}")
+    if titles is not None and len(titles) < len(images):
+        raise ValueError(f"got {len(titles)} titles for {len(images)} images")
     n = len(images)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
@@ -62,7 +68,7 @@ def show_images(images: torch.Tensor, *, titles: Sequence[str] | None = None, nc
             continue
         img = images[i].detach().float().cpu()
         img = (img - img.min()) / (img.max() - img.min() + 1e-8)
-        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap=cmap)
+        ax.imshow((img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)).numpy(), cmap=cmap)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8)
     fig.tight_layout()
@@ -92,6 +98,10 @@ def show_feature_maps(maps: torch.Tensor, *, n: int = 8, title: str | None = Non
 def plot_topk(probs: torch.Tensor, categories: Sequence[str], *, k: int = 5, ax=None):
     """Plot a horizontal bar chart of the ``k`` most probable classes of one prediction."""
     probs = torch.as_tensor(probs).flatten()
+    if len(categories) != len(probs):
+        raise ValueError(f"got {len(probs)} probabilities but {len(categories)} category names")
+    if not isinstance(k, int) or not 1 <= k <= len(probs):
+        raise ValueError(f"k must be an int between 1 and {len(probs)}, got {k!r}")
     top = probs.topk(k)
     ax = _axes(ax)
     names = [categories[i] for i in top.indices.tolist()][::-1]

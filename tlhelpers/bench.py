@@ -1,0 +1,297 @@
+"""Measure what the course's time budgets depend on: feature-extraction speed and notebook run time.
+
+Run it from the repository root, alone on the machine (other work on the same cores makes
+every number slower and noisier)::
+
+    python -m tlhelpers.bench features            # EfficientNet-Lite0 images/s, with an ablation
+    python -m tlhelpers.bench notebooks           # every solutions/*/*.ipynb, cold, vs the budgets
+    python -m tlhelpers.bench features --sizes 64 --images 128 --repeats 3   # a quick look
+
+Every timing is a median over ``--repeats`` runs after ``--warmup`` untimed runs.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import glob
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+NOTEBOOK_BUDGET_S = 60.0       # one solution notebook, cold cache, 2 idle CPU cores
+TOTAL_BUDGET_S = 6 * 60.0      # all of them together
+
+
+# ---------------------------------------------------------------- shared
+def _header(title: str) -> None:
+    import torch
+
+    import tlhelpers as tlh
+
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    print(f"== {title} ==")
+    print(f"device: {tlh.device()}   torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(f"load average (1, 5, 15 min): {load}  -- other work on these cores slows every number below")
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _median_time(run: Callable[[], object], *, device, warmup: int, repeats: int) -> float:
+    """Return the median wall time of ``run()`` in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        run()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                               for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+# ---------------------------------------------------------------- features
+def _feature_loop(module, images, *, batch_size: int, grad_mode: str, channels_last: bool, device):
+    """Return a function that runs ``module`` over ``images`` in batches, the way a config says."""
+    import torch
+
+    module = copy.deepcopy(module).to(device).eval()
+    images = images.to(device)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    context = torch.inference_mode if grad_mode == "inference_mode" else torch.no_grad
+
+    def run():
+        with context():
+            return [module(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return run
+
+
+def bench_features(args) -> list[dict]:
+    """Time EfficientNet-Lite0 feature extraction (pooled ``--layer`` output) in images/s."""
+    import torch
+    from torch import nn
+
+    import tlhelpers as tlh
+
+    _header(f"EfficientNet-Lite0 feature extraction to {args.layer!r}, {args.images} images per run, "
+            f"median of {args.repeats} after {args.warmup} warm-up")
+    device = tlh.device()
+    model = tlh.load_efficientnet_lite0().to(device)
+    eager = copy.deepcopy(model)          # the "naive" model: the classifier with its fc removed
+    if args.layer == "head":
+        eager.fc = nn.Identity()
+    else:                                 # any other layer: the traced extractor, run eagerly
+        eager = tlh.feature_model(eager, args.layer)
+    traced = tlh.feature_model(model, args.layer)
+    b = args.batch
+    # (name, module, batch, grad mode, channels_last): one change at a time from the naive loop
+    configs = [
+        ("naive: no_grad, batch 1, contiguous", eager, 1, "no_grad", False),
+        (f"no_grad, batch {b}, contiguous", eager, b, "no_grad", False),
+        (f"inference_mode, batch {b}, contiguous", eager, b, "inference_mode", False),
+        (f"no_grad, batch {b}, channels_last", eager, b, "no_grad", True),
+        (f"inference_mode, batch {b}, channels_last", eager, b, "inference_mode", True),
+        ("inference_mode, batch 1, channels_last", eager, 1, "inference_mode", True),
+        ("inference_mode, batch 8, channels_last", eager, 8, "inference_mode", True),
+        (f"traced extractor: inference_mode, batch {b}, channels_last", traced, b, "inference_mode", True),
+    ]
+    results = []
+    for size in args.sizes:
+        images = tlh.preprocess(torch.rand(args.images, 3, size, size, generator=torch.Generator().manual_seed(0)),
+                                size=size)
+        rows = []
+        for name, module, batch, grad_mode, channels_last in configs:
+            n = min(args.images, args.naive_images) if batch == 1 else args.images  # batch 1 is slow
+            run = _feature_loop(module, images[:n], batch_size=batch, grad_mode=grad_mode,
+                                channels_last=channels_last, device=device)
+            seconds = _median_time(run, device=device, warmup=args.warmup, repeats=args.repeats)
+            rows.append({"size": size, "config": name, "images": n, "seconds": seconds, "images_per_s": n / seconds})
+            print(f"  {size} px  {name:58s} {n / seconds:8.1f} img/s", flush=True)
+
+        def extract():
+            return tlh.extract_features(model, images, layer=args.layer, batch_size=b, cache=False, progress=False)
+        seconds = _median_time(extract, device=device, warmup=args.warmup, repeats=args.repeats)
+        rows.append({"size": size, "config": f"tlh.extract_features (batch {b}, cache off, incl. tracing+copy)",
+                     "images": args.images, "seconds": seconds, "images_per_s": args.images / seconds})
+        naive = rows[0]["images_per_s"]
+        print(f"\n{size} px, device {device}:")
+        print(_table([[r["config"], r["images"], f"{r['images_per_s']:.1f}", f"{r['images_per_s'] / naive:.2f}x"]
+                      for r in rows], ["configuration", "images", "img/s", "vs naive"]))
+        _print_ablation(rows, b)
+        print()
+        results.extend(rows)
+    return results
+
+
+def _print_ablation(rows: list[dict], batch: int) -> None:
+    """Say what each switch is worth, holding the others fixed (ratios of the rows above)."""
+    speed = {r["config"]: r["images_per_s"] for r in rows}
+    pairs = [
+        (f"batch 1 -> {batch} (no_grad, contiguous)",
+         "naive: no_grad, batch 1, contiguous", f"no_grad, batch {batch}, contiguous"),
+        (f"batch 1 -> {batch} (inference_mode, channels_last)",
+         "inference_mode, batch 1, channels_last", f"inference_mode, batch {batch}, channels_last"),
+        ("no_grad -> inference_mode (contiguous)",
+         f"no_grad, batch {batch}, contiguous", f"inference_mode, batch {batch}, contiguous"),
+        ("no_grad -> inference_mode (channels_last)",
+         f"no_grad, batch {batch}, channels_last", f"inference_mode, batch {batch}, channels_last"),
+        ("contiguous -> channels_last (no_grad)",
+         f"no_grad, batch {batch}, contiguous", f"no_grad, batch {batch}, channels_last"),
+        ("contiguous -> channels_last (inference_mode)",
+         f"inference_mode, batch {batch}, contiguous", f"inference_mode, batch {batch}, channels_last"),
+        ("eager module -> traced extractor",
+         f"inference_mode, batch {batch}, channels_last",
+         f"traced extractor: inference_mode, batch {batch}, channels_last"),
+    ]
+    print("ablation (speed-up from one change, others fixed; ~1.00x means it does not matter here):")
+    print(_table([[label, f"{speed[b] / speed[a]:.2f}x"] for label, a, b in pairs], ["change", "speed-up"]))
+
+
+# ---------------------------------------------------------------- notebooks
+@contextlib.contextmanager
+def _environ(**values: str):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _execute(path: Path, *, timeout: int) -> tuple[float, str]:
+    """Run one notebook in a fresh kernel with a cold feature cache; return (seconds, status)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    nb = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory(prefix="tlh_bench_cache_") as cache, \
+            _environ(TLH_NO_CACHE="1", TLH_CACHE_DIR=cache, MPLBACKEND="Agg"):
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        try:
+            client.execute()
+            status = "ok"
+        except CellTimeoutError:
+            status = f"TIMEOUT (a cell ran past {timeout} s)"
+        except CellExecutionError as exc:
+            lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+            status = f"ERROR: {lines[-1][:100] if lines else type(exc).__name__}"
+        return time.perf_counter() - start, status
+
+
+def bench_notebooks(args) -> list[dict]:
+    """Time every solution notebook end to end from a cold cache, against the budgets."""
+    paths = sorted(Path(p) for p in glob.glob(args.glob))
+    _header(f"solution notebooks ({len(paths)} matching {args.glob!r}), cold: TLH_NO_CACHE=1, "
+            f"a fresh TLH_CACHE_DIR; median of {args.repeats} after {args.warmup} warm-up kernel start(s)")
+    if not paths:
+        print("no notebooks found: run from the repository root, or pass --glob")
+        return []
+    for _ in range(args.warmup):
+        # Warm the disk cache and kernel start-up (imports of torch, torchvision, sklearn) so the
+        # first notebook is not charged for them; every timed run still starts a fresh kernel.
+        import nbformat
+
+        warm = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            "import tlhelpers as tlh, sklearn.linear_model, matplotlib.pyplot\nprint(tlh.device())")])
+        from nbclient import NotebookClient
+
+        NotebookClient(warm, timeout=args.timeout, kernel_name="python3").execute()
+    rows = []
+    for path in paths:
+        times, status = [], "ok"
+        for _ in range(args.repeats):
+            seconds, status = _execute(path, timeout=args.timeout)
+            times.append(seconds)
+            if status != "ok":
+                break
+        seconds = statistics.median(times)
+        verdict = status if status != "ok" else ("ok" if seconds <= args.budget else "OVER BUDGET")
+        rows.append({"notebook": str(path), "seconds": seconds, "runs": len(times), "status": verdict})
+        print(f"  {path}: {seconds:.1f} s  {verdict}", flush=True)
+    total = sum(r["seconds"] for r in rows)
+    print()
+    print(_table([[r["notebook"], f"{r['seconds']:.1f}", f"{args.budget:.0f}", r["status"]] for r in rows]
+                 + [["TOTAL", f"{total:.1f}", f"{args.total_budget:.0f}",
+                     "ok" if total <= args.total_budget else "OVER BUDGET"]],
+                 ["notebook", "seconds", "budget", "status"]))
+    return rows
+
+
+# ---------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tlhelpers.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", metavar="PATH", help="also write the measurements to this JSON file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    feat = sub.add_parser("features", help="EfficientNet-Lite0 feature-extraction throughput and ablation")
+    feat.add_argument("--sizes", type=int, nargs="+", default=[64, 96], help="input sizes in px (default 64 96)")
+    feat.add_argument("--batch", type=int, default=64, help="batch size of the batched paths (default 64)")
+    feat.add_argument("--images", type=int, default=256, help="images per timed run (default 256)")
+    feat.add_argument("--naive-images", type=int, default=64,
+                      help="images per timed run at batch 1, the slow paths (default 64)")
+    feat.add_argument("--layer", default="head", help="layer whose pooled output is the feature (default head)")
+    feat.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    feat.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported (default 5)")
+
+    nbs = sub.add_parser("notebooks", help="time every solution notebook end to end, cold")
+    nbs.add_argument("--glob", default="solutions/*/*.ipynb", help="notebooks to run (default solutions/*/*.ipynb)")
+    nbs.add_argument("--budget", type=float, default=NOTEBOOK_BUDGET_S, help="seconds per notebook (default 60)")
+    nbs.add_argument("--total-budget", type=float, default=TOTAL_BUDGET_S, help="seconds for all (default 360)")
+    nbs.add_argument("--timeout", type=int, default=600, help="seconds one cell may run (default 600)")
+    nbs.add_argument("--warmup", type=int, default=1, help="warm-up kernel starts first (default 1)")
+    nbs.add_argument("--repeats", type=int, default=1, help="runs per notebook; the median is reported (default 1)")
+    nbs.add_argument("--strict", action="store_true", help="exit 1 if a notebook is over budget, not only on errors")
+
+    args = parser.parse_args(argv)
+    for name in ("images", "naive_images", "batch", "repeats", "timeout"):
+        if getattr(args, name, 1) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if getattr(args, "warmup", 0) < 0:
+        parser.error("--warmup must be at least 0")
+
+    if args.command == "features":
+        rows = bench_features(args)
+        failed = False
+    else:
+        rows = bench_notebooks(args)
+        over = sum(r["seconds"] for r in rows) > args.total_budget or any(r["status"] == "OVER BUDGET" for r in rows)
+        failed = any(r["status"] not in ("ok", "OVER BUDGET") for r in rows) or (args.strict and over)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": args.command, "argv": sys.argv[1:], "rows": rows},
+                                              indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
