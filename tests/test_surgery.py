@@ -100,9 +100,47 @@ def test_freeze_rejects_until_and_names_together():
         tlh.freeze(_model(), until="conv2", names=["conv1"])
 
 
-def test_freeze_until_a_layer_without_parameters_raises():
-    with pytest.raises(ValueError, match="no parameters"):
-        tlh.freeze(_model(), until="conv1.2")  # the ReLU
+def test_freeze_until_a_layer_without_parameters_stops_there():
+    model = tlh.freeze(_model(), until="conv1.2")  # the ReLU after conv1's conv and BatchNorm
+    expected = {n for n, _ in model.named_parameters() if n.startswith(("conv1.0.", "conv1.1."))}
+    assert expected and {n for n, g in _requires_grad(model).items() if not g} == expected
+    before = _snapshot(model)
+    _train_steps(model)
+    assert not {"conv1.1.running_mean", "conv1.1.running_var"} & _moved(before, model)
+    resnet = tlh.freeze(torchvision.models.resnet18(weights=None), until="avgpool")
+    assert {n for n, p in resnet.named_parameters() if p.requires_grad} == {"fc.weight", "fc.bias"}
+
+
+def test_freeze_until_a_parameter_name_says_to_name_the_layer():
+    with pytest.raises(ValueError, match="conv2.0"):
+        tlh.freeze(_model(), until="conv2.0.weight")
+
+
+def test_batchnorm_without_weights_is_frozen_by_name_and_by_position():
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4, affine=False), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(4 * 26 * 26, 10))
+
+    for model in (tlh.freeze(net(), until="3"), tlh.freeze(net(), names=["0", "1"])):
+        before = _snapshot(model)
+        _train_steps(model)
+        assert not {"1.running_mean", "1.running_var", "0.weight"} & _moved(before, model)
+        assert "4.weight" in _moved(before, model)
+    model = tlh.unfreeze(tlh.freeze(net(), names=["1"]), names=["1"])
+    before = _snapshot(model)
+    _train_steps(model)
+    assert "1.running_mean" in _moved(before, model), "unfreeze releases a BatchNorm without weights too"
+
+
+def test_unfreeze_of_other_layers_keeps_train_bn_statistics_updating():
+    model = tlh.freeze(_model(), names=["conv1", "conv2"], train_bn=True)
+    tlh.unfreeze(model, names=["conv2"])
+    before = _snapshot(model)
+    _train_steps(model)
+    moved = _moved(before, model)
+    assert "conv1.1.running_mean" in moved, "conv1 was frozen with train_bn=True: its statistics keep updating"
+    assert "conv1.0.weight" not in moved and "conv2.0.weight" in moved
 
 
 # ---------------------------------------------------------------- freeze: behaviour under training

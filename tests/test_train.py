@@ -76,7 +76,7 @@ def test_without_patience_the_last_weights_are_kept(zeros_and_ones):
     assert loss == pytest.approx(history.val_loss[-1], rel=1e-5)
 
 
-@pytest.mark.parametrize("epochs", [0, -1, 2.5, "3", None])
+@pytest.mark.parametrize("epochs", [0, -1, 2.5, "3", None, True])
 def test_fit_rejects_bad_epochs(zeros_and_ones, epochs):
     with pytest.raises(ValueError, match="epochs"):
         tlh.fit(_linear(), zeros_and_ones[0], epochs=epochs, progress=False)

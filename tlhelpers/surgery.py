@@ -32,23 +32,31 @@ def _matches(param_name: str, prefixes: Sequence[str]) -> bool:
     return any(param_name == p or param_name.startswith(p + ".") for p in prefixes)
 
 
-def _selected(model: nn.Module, *, until: str | None, names: Sequence[str] | None) -> set[str]:
-    """Return the parameter names chosen by ``until`` (everything before it) or ``names``."""
+def _selected(model: nn.Module, *, until: str | None, names: Sequence[str] | None) -> tuple[set[str], set[str]]:
+    """Return the (parameter names, module names) chosen by ``until`` or ``names`` (or all).
+
+    ``until`` picks every module that comes before that layer in registration order, so a
+    layer without parameters (a pooling layer, a ReLU) is a valid place to stop.
+    """
     if until is not None and names is not None:
         raise ValueError("give either until= or names=, not both")
-    params = [n for n, _ in model.named_parameters()]
+    modules = layer_names(model)
     if until is not None:
         _check_names(model, [until])
-        first = next((i for i, n in enumerate(params) if _matches(n, [until])), None)
-        if first is None:
-            raise ValueError(f"layer {until!r} has no parameters to stop at")
-        return set(params[:first])
+        if until not in modules:
+            raise ValueError(f"until= takes a layer (module) name, got the parameter {until!r}; "
+                             f"its layer is {until.rpartition('.')[0]!r}")
+        ancestors = {n for n in modules if until.startswith(n + ".")}   # containers of until
+        chosen = set(modules[:modules.index(until)]) - ancestors
+        params = {n for n, _ in model.named_parameters() if n.rpartition(".")[0] in chosen | {""}}
+        return params, chosen
     if names is not None:
         if isinstance(names, str):
             names = [names]
         _check_names(model, names)
-        return {n for n in params if _matches(n, names)}
-    return set(params)
+        return ({n for n, _ in model.named_parameters() if _matches(n, names)},
+                {n for n in modules if _matches(n, names)})
+    return {n for n, _ in model.named_parameters()}, set(modules)
 
 
 def _frozen_bn_pre_hook(module: nn.Module, args):
@@ -61,22 +69,39 @@ def _is_frozen_bn(module: nn.Module) -> bool:
     return _frozen_bn_pre_hook in module._forward_pre_hooks.values()
 
 
-def _set_bn_frozen(model: nn.Module, frozen_params: set[str], *, train_bn: bool) -> None:
+def _unhook(module: nn.Module, training: bool) -> None:
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if hook is _frozen_bn_pre_hook:
+            del module._forward_pre_hooks[key]
+    module.train(training)
+
+
+def _set_bn_frozen(model: nn.Module, chosen_modules: set[str], *, freeze: bool) -> None:
+    """Fix (``freeze``) or release the running statistics of the chosen BatchNorm layers.
+
+    A BatchNorm layer with weights follows its weights: its statistics are fixed only once
+    all its own parameters are frozen, and released as soon as one trains again. One
+    without weights (``affine=False``) follows the layers chosen by name.
+    """
     # The hook is found by identity rather than kept as a handle, so a deep-copied or
     # pickled model unfreezes its own BatchNorm layers and never the original's.
     for name, module in model.named_modules():
         if not isinstance(module, _BN_TYPES):
             continue
-        own = [f"{name}.{p}" if name else p for p, _ in module.named_parameters()]
-        frozen = bool(own) and all(p in frozen_params for p in own) and not train_bn
-        if frozen and not _is_frozen_bn(module):
-            module.register_forward_pre_hook(_frozen_bn_pre_hook)
-            module.eval()
-        elif not frozen and _is_frozen_bn(module):
-            for key, hook in list(module._forward_pre_hooks.items()):
-                if hook is _frozen_bn_pre_hook:
-                    del module._forward_pre_hooks[key]
-            module.train(model.training)
+        own = list(module.parameters())
+        if own:
+            frozen = not any(p.requires_grad for p in own)
+            if freeze and frozen and not _is_frozen_bn(module):
+                module.register_forward_pre_hook(_frozen_bn_pre_hook)
+                module.eval()
+            elif not freeze and not frozen and _is_frozen_bn(module):
+                _unhook(module, model.training)
+        elif name in chosen_modules:
+            if freeze and not _is_frozen_bn(module):
+                module.register_forward_pre_hook(_frozen_bn_pre_hook)
+                module.eval()
+            elif not freeze and _is_frozen_bn(module):
+                _unhook(module, model.training)
 
 
 def freeze(model: nn.Module, *, until: str | None = None, names: Sequence[str] | str | None = None,
@@ -88,30 +113,35 @@ def freeze(model: nn.Module, *, until: str | None = None, names: Sequence[str] |
             freezes the stem and blocks 0-7); the layer itself stays trainable.
         names: freeze these layers (names or prefixes of parameter names) instead.
             With neither, freeze everything.
-        train_bn: keep updating BatchNorm running statistics of frozen layers (fastai's
-            default). Off by default: frozen means frozen, statistics included, so a
-            frozen feature extractor gives the same features in train and eval mode.
+        train_bn: keep updating the running statistics of frozen BatchNorm layers in
+            train mode (their weights stay frozen; fastai's ``train_bn=True`` goes further
+            and also trains their weights). Off by default: frozen means frozen,
+            statistics included, so a frozen feature extractor gives the same features in
+            train and eval mode.
 
     Raises:
         ValueError: for an unknown layer name, listing the valid ones.
     """
-    chosen = _selected(model, until=until, names=names)
+    chosen, modules = _selected(model, until=until, names=names)
     for name, param in model.named_parameters():
         if name in chosen:
             param.requires_grad_(False)
-    frozen_now = {n for n, p in model.named_parameters() if not p.requires_grad}
-    _set_bn_frozen(model, frozen_now, train_bn=train_bn)
+    if not train_bn:
+        _set_bn_frozen(model, modules, freeze=True)
     return model
 
 
 def unfreeze(model: nn.Module, *, names: Sequence[str] | str | None = None) -> nn.Module:
-    """Make parameters trainable again (all of them, or those under ``names``)."""
-    chosen = _selected(model, until=None, names=names)
+    """Make parameters trainable again (all of them, or those under ``names``).
+
+    BatchNorm layers that train again also update their running statistics again; layers
+    that stay frozen keep whatever ``freeze`` set for them.
+    """
+    chosen, modules = _selected(model, until=None, names=names)
     for name, param in model.named_parameters():
         if name in chosen:
             param.requires_grad_(True)
-    frozen_now = {n for n, p in model.named_parameters() if not p.requires_grad}
-    _set_bn_frozen(model, frozen_now, train_bn=False)
+    _set_bn_frozen(model, modules, freeze=False)
     return model
 
 

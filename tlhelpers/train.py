@@ -109,7 +109,7 @@ def fit(model: nn.Module, train_data: Dataset | tuple, *, epochs: int, lr: float
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(epochs, int) or epochs < 1:
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if patience is not None and val_data is None:
         raise ValueError("early stopping (patience) needs val_data to watch")
