@@ -186,8 +186,12 @@ def _environ(**values: str):
                 os.environ[k] = v
 
 
-def _execute(path: Path, *, timeout: int) -> tuple[float, str]:
-    """Run one notebook in a fresh kernel with a cold feature cache; return (seconds, status)."""
+def _execute(path: Path, *, timeout: int, save: Path | None = None) -> tuple[float, str]:
+    """Run one notebook in a fresh kernel with a cold feature cache; return (seconds, status).
+
+    With ``save``, the executed notebook (outputs included) is written to
+    ``save/<assignment>/<name>.ipynb``, to read the numbers the run printed.
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
@@ -206,7 +210,12 @@ def _execute(path: Path, *, timeout: int) -> tuple[float, str]:
         except CellExecutionError as exc:
             lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
             status = f"ERROR: {lines[-1][:100] if lines else type(exc).__name__}"
-        return time.perf_counter() - start, status
+        seconds = time.perf_counter() - start
+    if save is not None:
+        out = save / path.parent.name / path.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(out))
+    return seconds, status
 
 
 def bench_notebooks(args) -> list[dict]:
@@ -231,7 +240,7 @@ def bench_notebooks(args) -> list[dict]:
     for path in paths:
         times, status = [], "ok"
         for _ in range(args.repeats):
-            seconds, status = _execute(path, timeout=args.timeout)
+            seconds, status = _execute(path, timeout=args.timeout, save=args.save and Path(args.save))
             times.append(seconds)
             if status != "ok":
                 break
@@ -271,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     nbs.add_argument("--timeout", type=int, default=600, help="seconds one cell may run (default 600)")
     nbs.add_argument("--warmup", type=int, default=1, help="warm-up kernel starts first (default 1)")
     nbs.add_argument("--repeats", type=int, default=1, help="runs per notebook; the median is reported (default 1)")
+    nbs.add_argument("--save", metavar="DIR", help="write each executed notebook, with outputs, under DIR")
     nbs.add_argument("--strict", action="store_true", help="exit 1 if a notebook is over budget, not only on errors")
 
     args = parser.parse_args(argv)
