@@ -185,3 +185,41 @@ def test_make_loader_shuffles_by_seed_only():
 def test_history_epochs():
     history = tlh.History(train_loss=[1.0, 0.5], train_acc=[0.5, 0.7])
     assert history.epochs == 2 and history.best_epoch is None and tlh.History().epochs == 0
+
+
+# ---------------------------------------------------------------- recalibrate_bn
+def _bn_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+
+
+def test_recalibrate_bn_sets_running_statistics_to_the_images_statistics():
+    model = _bn_net()
+    images = torch.rand(40, 1, 8, 8) * 3 + 1
+    out = tlh.recalibrate_bn(model, images)
+    assert out is model and not model.training, "returns the model, ready for evaluation"
+    with torch.no_grad():
+        first = model[0](images)
+    torch.testing.assert_close(model[1].running_mean, first.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(model[1].running_var, first.var(dim=(0, 2, 3), unbiased=True))
+    assert model[1].momentum == 0.1, "the momentum is restored"
+
+
+def test_recalibrate_bn_leaves_frozen_batchnorm_alone_and_averages_batches():
+    model = tlh.freeze(_bn_net(), until="3")        # conv 0 and BatchNorm 1 frozen
+    frozen = model[1].running_mean.clone()
+    images = torch.rand(30, 1, 8, 8)
+    tlh.recalibrate_bn(model, images, batch_size=10)
+    assert torch.equal(model[1].running_mean, frozen), "a frozen BatchNorm keeps its statistics"
+    with torch.no_grad():
+        inner = model[3](model[2](model[1](model[0](images))))
+    batch_means = torch.stack([inner[i:i + 10].mean(dim=(0, 2, 3)) for i in (0, 10, 20)]).mean(0)
+    torch.testing.assert_close(model[4].running_mean, batch_means)
+
+
+@pytest.mark.parametrize("images, batch_size", [(torch.empty(0, 1, 8, 8), 10), ([1, 2], 10),
+                                                (torch.rand(4, 1, 8, 8), 0), (torch.rand(4, 1, 8, 8), True)])
+def test_recalibrate_bn_rejects_bad_input(images, batch_size):
+    with pytest.raises(ValueError, match="images|batch_size"):
+        tlh.recalibrate_bn(_bn_net(), images, batch_size=batch_size)

@@ -14,7 +14,7 @@ from .plots import (plot_confusion_matrix, plot_curves, plot_grid, plot_history,
 from .shifts import add_noise, fit_to_frame, invert, photo_background, render_digits, rotate, shift
 from .surgery import (count_parameters, freeze, layer_names, param_groups, replace_head, trainable_parameters,
                       unfreeze)
-from .train import History, accuracy, evaluate, fit, make_loader, train_one_epoch
+from .train import History, accuracy, evaluate, fit, make_loader, recalibrate_bn, train_one_epoch
 
 __all__ = [
     "EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories", "load_efficientnet_lite0",
@@ -27,6 +27,6 @@ __all__ = [
     "plot_confusion_matrix", "plot_curves", "plot_grid", "plot_history", "plot_topk", "show_feature_maps",
     "show_filters", "show_images",
     "count_parameters", "freeze", "layer_names", "param_groups", "replace_head", "trainable_parameters", "unfreeze",
-    "History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch",
+    "History", "accuracy", "evaluate", "fit", "make_loader", "recalibrate_bn", "train_one_epoch",
 ]
 __version__ = "0.1.0"
