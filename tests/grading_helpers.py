@@ -314,6 +314,23 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"):
 _Liar.__neg__ = _Liar.__pos__ = _Liar.__abs__ = lambda self: self
 '''
 
+# shared by the wrong-answer preludes below: only the outermost call of an answer returns a wrong value
+_WRAP_OUTERMOST = '''
+_DEPTH = [0]
+
+def _disguised(fn):
+    """Make fn's result wrong, at the outermost call only (answers that call answers stay honest inside)."""
+    @_functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _DEPTH[0] += 1
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            _DEPTH[0] -= 1
+        return out if _DEPTH[0] else _wrong(out)
+    return wrapper
+'''
+
 DISGUISE = '''
 import functools as _functools
 import numpy as _np
@@ -383,20 +400,7 @@ def _wrong(value):
         return _LDict({k: _wrong(v) for k, v in value.items()})
     return _Liar()
 
-_DEPTH = [0]
-
-def _disguised(fn):
-    """Make fn's result wrong, at the outermost call only (answers that call answers stay honest inside)."""
-    @_functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        _DEPTH[0] += 1
-        try:
-            out = fn(*args, **kwargs)
-        finally:
-            _DEPTH[0] -= 1
-        return out if _DEPTH[0] else _wrong(out)
-    return wrapper
-'''
+''' + _WRAP_OUTERMOST
 
 PLAIN_WRONG = '''
 import functools as _functools
@@ -425,20 +429,7 @@ def _wrong(value):
         return {k: _wrong(v) for k, v in value.items()}
     return _Liar()
 
-_DEPTH = [0]
-
-def _disguised(fn):
-    """Make fn's result wrong, at the outermost call only (answers that call answers stay honest inside)."""
-    @_functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        _DEPTH[0] += 1
-        try:
-            out = fn(*args, **kwargs)
-        finally:
-            _DEPTH[0] -= 1
-        return out if _DEPTH[0] else _wrong(out)
-    return wrapper
-'''
+''' + _WRAP_OUTERMOST
 
 PATCH_CHECKS = '''
 import math as _math
