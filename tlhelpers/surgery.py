@@ -69,6 +69,11 @@ def _is_frozen_bn(module: nn.Module) -> bool:
     return _frozen_bn_pre_hook in module._forward_pre_hooks.values()
 
 
+def _hook(module: nn.Module) -> None:
+    module.register_forward_pre_hook(_frozen_bn_pre_hook)
+    module.eval()
+
+
 def _unhook(module: nn.Module, training: bool) -> None:
     for key, hook in list(module._forward_pre_hooks.items()):
         if hook is _frozen_bn_pre_hook:
@@ -90,18 +95,15 @@ def _set_bn_frozen(model: nn.Module, chosen_modules: set[str], *, freeze: bool) 
             continue
         own = list(module.parameters())
         if own:
-            frozen = not any(p.requires_grad for p in own)
-            if freeze and frozen and not _is_frozen_bn(module):
-                module.register_forward_pre_hook(_frozen_bn_pre_hook)
-                module.eval()
-            elif not freeze and not frozen and _is_frozen_bn(module):
-                _unhook(module, model.training)
+            fixed = not any(p.requires_grad for p in own)
         elif name in chosen_modules:
-            if freeze and not _is_frozen_bn(module):
-                module.register_forward_pre_hook(_frozen_bn_pre_hook)
-                module.eval()
-            elif not freeze and _is_frozen_bn(module):
-                _unhook(module, model.training)
+            fixed = freeze
+        else:
+            continue
+        if freeze and fixed and not _is_frozen_bn(module):
+            _hook(module)
+        elif not freeze and not fixed and _is_frozen_bn(module):
+            _unhook(module, model.training)
 
 
 def freeze(model: nn.Module, *, until: str | None = None, names: Sequence[str] | str | None = None,
