@@ -8,7 +8,7 @@ committed. docs/instructors.md walks through the whole loop.
 Besides the layout, this file sets a grading policy on top of nbgrader 0.9.6's defaults:
 the extra steps (stderr does not zero a test, a dead kernel fails only what is left, huge
 outputs are cut, code that touches the grader is flagged, feedback hides hidden tests)
-are in tlhelpers/grading.py; the settings below put deleted test cells back
+are in tlhelpers/instructor/grading.py; the settings below put deleted test cells back
 (``OverwriteCells.add_missing_cells``), give every cell a time limit after which the
 kernel is interrupted and grading goes on, and stop slow output from abandoning a
 submission. tests/test_grading.py proves each rule on a simulated class.
@@ -24,7 +24,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     GetGrades, IgnorePattern, OverwriteCells, OverwriteKernelspec,
                                     SaveAutoGrades)
 
-from tlhelpers.grading import (CourseExecute, DropEmptyNbgraderMetadata, FlagSuspiciousCode, GradeOnErrorsOnly,
+from tlhelpers.instructor.grading import (CourseExecute, DropEmptyNbgraderMetadata, FlagSuspiciousCode, GradeOnErrorsOnly,
                                HideHiddenTests, LimitOutputSize, StripLockedCellTags)
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
@@ -39,7 +39,7 @@ c.CourseDirectory.course_id = "transfer-learning"
 c.NbGrader.logfile = os.path.join(HERE, "nbgrader.log")  # a record of every grading run
 c.NbGrader.log_format = "%(color)s[%(name)s | %(levelname)s | %(asctime)s]%(end_color)s %(message)s"
 
-# --- grading policy (tlhelpers/grading.py): nbgrader's default steps with ours inserted ---
+# --- grading policy (tlhelpers/instructor/grading.py): nbgrader's default steps with ours inserted ---
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, DropEmptyNbgraderMetadata, OverwriteKernelspec, OverwriteCells,
     StripLockedCellTags, CheckCellMetadata,

@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from tlhelpers import bench
+from tlhelpers.instructor import bench
 
 
 def _notebook(path, source: str):

@@ -29,6 +29,8 @@ import pytest
 
 import browser_helpers as bh
 
+pytestmark = pytest.mark.slow  # end to end: outside the fast tier
+
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 VIEWPORT = {"width": 1280, "height": 1400}  # tall enough for a code cell and its figure
 TRACEBACK = "Traceback (most recent call last)"

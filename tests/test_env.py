@@ -101,7 +101,7 @@ def test_seed_everything_rejects_bad_seeds(seed):
         tlh.seed_everything(seed)
 
 
-DOCTOR_KEYS = {"python", "platform", "packages", "device", "threads", "assets"}
+DOCTOR_KEYS = {"python", "platform", "packages", "device", "threads", "cpus", "assets"}
 
 
 def test_doctor_reports_documented_keys_and_finds_assets(capsys):
@@ -124,3 +124,67 @@ def test_doctor_reports_a_missing_asset_instead_of_crashing(monkeypatch, tmp_pat
     assert report["assets"]["efficientnet_lite0_weights"] is False
     out = capsys.readouterr().out
     assert "MISSING" in out and "device:" in out
+
+
+# ---------------------------------------------------------------- thread policy
+@pytest.fixture
+def thread_env(monkeypatch):
+    """No thread variable set, four CPUs allowed, and torch's thread count restored afterwards."""
+    from tlhelpers import env
+
+    for var in ("TLH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(env, "available_cpus", lambda: 4)
+    before = torch.get_num_threads()
+    yield monkeypatch
+    tlh.set_threads(before)
+
+
+def test_import_applies_the_one_thread_policy():
+    """A fresh interpreter that imports tlhelpers runs torch on the policy's thread count."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("TLH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", "import torch, tlhelpers; print(torch.get_num_threads())"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    assert int(out) == min(tlh.env.DEFAULT_THREADS, tlh.available_cpus())
+
+
+def test_thread_count_default_and_overrides(thread_env):
+    assert tlh.thread_count() == tlh.env.DEFAULT_THREADS
+    thread_env.setenv("OMP_NUM_THREADS", "3")
+    assert tlh.thread_count() == 3, "the standard OMP_NUM_THREADS is honoured"
+    thread_env.setenv("TLH_THREADS", "2")
+    assert tlh.thread_count() == 2, "TLH_THREADS wins over OMP_NUM_THREADS"
+    thread_env.setenv("TLH_THREADS", "auto")
+    assert tlh.thread_count() == 4, "auto means every CPU this process may use"
+    thread_env.setenv("TLH_THREADS", "64")
+    assert tlh.thread_count() == 4, "never more threads than allowed CPUs"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_thread_count_rejects_nonsense_naming_it(thread_env, value):
+    thread_env.setenv("TLH_THREADS", value)
+    with pytest.raises(ValueError, match=f"TLH_THREADS='{value}'.*positive whole number"):
+        tlh.thread_count()
+
+
+def test_available_cpus_respects_a_cgroup_quota(monkeypatch):
+    from tlhelpers import env
+
+    monkeypatch.setattr(env, "_cgroup_cpu_quota", lambda: 1)
+    assert env.available_cpus() == 1
+    monkeypatch.setattr(env, "_cgroup_cpu_quota", lambda: None)
+    assert env.available_cpus() >= 1
+
+
+def test_set_threads_sets_torch_and_blas(thread_env):
+    from threadpoolctl import threadpool_info
+
+    assert tlh.set_threads(2) == 2 and torch.get_num_threads() == 2
+    assert tlh.set_threads() == tlh.env.DEFAULT_THREADS == torch.get_num_threads()
+    assert all(pool["num_threads"] == tlh.env.DEFAULT_THREADS for pool in threadpool_info())
+    with pytest.raises(ValueError, match="positive int"):
+        tlh.set_threads(0)

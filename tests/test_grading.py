@@ -38,6 +38,8 @@ from grading_helpers import (COURSE, NON_ASCII, SOLUTIONS, TAMPERS, Assignment, 
                              secret_lines, submit, tamper_plans, tampered_submission, transformer_submission, write,
                              write_students_csv)
 
+pytestmark = pytest.mark.slow  # end to end: outside the fast tier
+
 REAL = [aid for aid in assignment_ids()
         if len(notebooks(SOLUTIONS / aid)) == 1 and len(notebooks(COURSE / aid)) == 1]
 if os.environ.get("TLH_GRADING_ASSIGNMENTS"):  # e.g. "00-setup,01-domains-and-tasks" for a quicker local run

@@ -1,12 +1,13 @@
 """tlhelpers: the helper package behind the transfer-learning course.
 
 Each helper is first built by hand in a notebook, then used from here. Importing the
-package does no work: no device probing, no downloads, no file reads.
+package does no heavy work (no device probing, no downloads, no data reads); it only sets
+the thread policy (``tlh.set_threads``), so every notebook keeps its pace on shared cores.
 """
 from .backbones import (EfficientNetLite0, SmallCNN, WeightsUnavailableError, imagenet_categories,
                         load_efficientnet_lite0, load_torchvision, preprocess)
 from .data import as_tensors, few_shot, mnist5k, select_classes, uci_digits
-from .env import device, doctor, seed_everything
+from .env import available_cpus, device, doctor, seed_everything, set_threads, thread_count
 from .features import body, extract_features, feature_model
 from .measure import domain_classifier_accuracy, median_heuristic_gamma, mmd, transfer_gain
 from .plots import (plot_confusion_matrix, plot_curves, plot_grid, plot_history, plot_topk, show_feature_maps,
@@ -20,7 +21,7 @@ __all__ = [
     "EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories", "load_efficientnet_lite0",
     "load_torchvision", "preprocess",
     "as_tensors", "few_shot", "mnist5k", "select_classes", "uci_digits",
-    "device", "doctor", "seed_everything",
+    "available_cpus", "device", "doctor", "seed_everything", "set_threads", "thread_count",
     "body", "extract_features", "feature_model",
     "domain_classifier_accuracy", "median_heuristic_gamma", "mmd", "transfer_gain",
     "add_noise", "fit_to_frame", "invert", "photo_background", "render_digits", "rotate", "shift",
@@ -30,3 +31,5 @@ __all__ = [
     "History", "accuracy", "evaluate", "fit", "make_loader", "recalibrate_bn", "train_one_epoch",
 ]
 __version__ = "0.1.0"
+
+set_threads()

@@ -10,7 +10,14 @@ import numpy as np
 import torch
 
 DEVICE_ENV_VAR = "TLH_DEVICE"
+THREADS_ENV_VAR = "TLH_THREADS"
 _VALID_DEVICES = ("cpu", "cuda", "mps")
+# The standard variables a person may already use to pin threads; honoured after TLH_THREADS.
+_STANDARD_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Measured on the 2-core machine (docs/benchmarks.md, "Threads"): the course's models are so
+# small that a second torch thread buys nothing idle and costs 2-6x when another process
+# shares the cores, as on a JupyterHub or a grader running submissions side by side.
+DEFAULT_THREADS = 1
 
 
 def device() -> torch.device:
@@ -44,6 +51,86 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
+def available_cpus() -> int:
+    """Return how many CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        count = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(count, quota)) if quota else max(1, count)
+
+
+def _cgroup_cpu_quota() -> int | None:
+    """Return the CPU limit of a container (cgroup v2 ``cpu.max`` or v1 ``cfs_quota``), rounded up."""
+    import math
+
+    candidates = [("/sys/fs/cgroup/cpu.max", None),
+                  ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")]
+    for quota_file, period_file in candidates:
+        try:
+            if period_file is None:
+                quota, period = open(quota_file).read().split()[:2]
+            else:
+                quota, period = open(quota_file).read().strip(), open(period_file).read().strip()
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    return None
+
+
+def thread_count() -> int:
+    """Return the number of CPU threads the course's numerical work should use.
+
+    The first of these that is set wins: ``TLH_THREADS`` (a number, or ``auto`` for every
+    CPU this process may use), ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``; otherwise
+    ``DEFAULT_THREADS`` (1). The result never exceeds :func:`available_cpus`.
+
+    Raises:
+        ValueError: if one of those variables is not a positive whole number (or ``auto``).
+    """
+    cpus = available_cpus()
+    for var in (THREADS_ENV_VAR, *_STANDARD_THREAD_VARS):
+        value = os.environ.get(var, "").strip()
+        if not value:
+            continue
+        if var == THREADS_ENV_VAR and value.lower() == "auto":
+            return cpus
+        if not value.isdigit() or int(value) < 1:
+            valid = "a positive whole number or 'auto'" if var == THREADS_ENV_VAR else "a positive whole number"
+            raise ValueError(f"{var}={value!r} is not a thread count; use {valid}")
+        return min(int(value), cpus)
+    return min(DEFAULT_THREADS, cpus)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use ``threads`` CPU threads in torch and in NumPy/scikit-learn's BLAS (default: :func:`thread_count`).
+
+    ``import tlhelpers`` calls this once, so every notebook, test and grading kernel runs
+    with the course's policy without having to remember it.
+
+    Returns:
+        The number of threads now in use.
+    """
+    if threads is None:
+        threads = thread_count()
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    torch.set_num_threads(threads)
+    try:  # only allowed before torch's first inter-op parallel work; harmless to skip after
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # threadpoolctl comes with scikit-learn; without it only torch is limited
+        return threads
+    threadpool_limits(limits=threads)
+    return threads
+
+
 def seed_everything(seed: int = 0) -> int:
     """Seed Python, NumPy and torch, and switch on torch's deterministic algorithms.
 
@@ -73,7 +160,7 @@ def doctor(*, verbose: bool = True) -> dict:
 
     Returns:
         A dict with keys ``python``, ``platform``, ``packages``, ``device``,
-        ``threads`` and ``assets`` (asset name -> bool found).
+        ``threads``, ``cpus`` and ``assets`` (asset name -> bool found).
     """
     from . import assets  # local import: keeps `import tlhelpers` free of file checks
 
@@ -90,13 +177,15 @@ def doctor(*, verbose: bool = True) -> dict:
         "packages": packages,
         "device": str(device()),
         "threads": torch.get_num_threads(),
+        "cpus": available_cpus(),
         "assets": assets.check_assets(),
     }
     if verbose:
         print(f"Python {report['python']} on {report['platform']}")
         for name, version in packages.items():
             print(f"  {name:34s} {version or 'MISSING'}")
-        print(f"device: {report['device']}  (torch threads: {report['threads']})")
+        print(f"device: {report['device']}  (torch threads: {report['threads']} of {report['cpus']} CPUs; "
+              f"set {THREADS_ENV_VAR} to change)")
         for name, found in report["assets"].items():
             print(f"  asset {name:30s} {'ok' if found else 'MISSING'}")
     return report

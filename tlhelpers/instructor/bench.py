@@ -3,9 +3,9 @@
 Run it from the repository root, alone on the machine (other work on the same cores makes
 every number slower and noisier)::
 
-    python -m tlhelpers.bench features            # EfficientNet-Lite0 images/s, with an ablation
-    python -m tlhelpers.bench notebooks           # every solutions/*/*.ipynb, cold, vs the budgets
-    python -m tlhelpers.bench features --sizes 64 --images 128 --repeats 3   # a quick look
+    python -m tlhelpers.instructor.bench features            # EfficientNet-Lite0 images/s, with an ablation
+    python -m tlhelpers.instructor.bench notebooks           # every solutions/*/*.ipynb, cold, vs the budgets
+    python -m tlhelpers.instructor.bench features --sizes 64 --images 128 --repeats 3   # a quick look
 
 Every timing is a median over ``--repeats`` runs after ``--warmup`` untimed runs.
 """
@@ -259,7 +259,7 @@ def bench_notebooks(args) -> list[dict]:
 
 # ---------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tlhelpers.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tlhelpers.instructor.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="PATH", help="also write the measurements to this JSON file")
     sub = parser.add_subparsers(dest="command", required=True)
 
