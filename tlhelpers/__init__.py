@@ -15,7 +15,8 @@ from .plots import (plot_confusion_matrix, plot_curves, plot_grid, plot_history,
 from .shifts import add_noise, fit_to_frame, invert, photo_background, render_digits, rotate, shift
 from .surgery import (count_parameters, freeze, layer_names, param_groups, replace_head, trainable_parameters,
                       unfreeze)
-from .train import History, accuracy, evaluate, fit, make_loader, recalibrate_bn, train_one_epoch
+from .batchnorm import recalibrate_bn
+from .train import History, accuracy, evaluate, fit, make_loader, train_one_epoch
 
 __all__ = [
     "EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories", "load_efficientnet_lite0",

@@ -7,7 +7,7 @@ from pathlib import Path
 def _mnist() -> bool:
     from . import data
 
-    data._mnist_arrays()
+    data.mnist5k()
     return True
 
 

@@ -9,8 +9,7 @@ from typing import Iterable, Sequence
 
 from torch import nn
 
-_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
+from .batchnorm import set_bn_frozen
 
 def layer_names(model: nn.Module, *, depth: int | None = None) -> list[str]:
     """Return the names of ``model``'s submodules (up to ``depth`` dots deep), in order."""
@@ -59,53 +58,6 @@ def _selected(model: nn.Module, *, until: str | None, names: Sequence[str] | Non
     return {n for n, _ in model.named_parameters()}, set(modules)
 
 
-def _frozen_bn_pre_hook(module: nn.Module, args):
-    # Runs before every forward: a frozen BatchNorm normalises with its stored running
-    # statistics and never updates them, even after model.train() flips it back.
-    module.training = False
-
-
-def _is_frozen_bn(module: nn.Module) -> bool:
-    return _frozen_bn_pre_hook in module._forward_pre_hooks.values()
-
-
-def _hook(module: nn.Module) -> None:
-    module.register_forward_pre_hook(_frozen_bn_pre_hook)
-    module.eval()
-
-
-def _unhook(module: nn.Module, training: bool) -> None:
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if hook is _frozen_bn_pre_hook:
-            del module._forward_pre_hooks[key]
-    module.train(training)
-
-
-def _set_bn_frozen(model: nn.Module, chosen_modules: set[str], *, freeze: bool) -> None:
-    """Fix (``freeze``) or release the running statistics of the chosen BatchNorm layers.
-
-    A BatchNorm layer with weights follows its weights: its statistics are fixed only once
-    all its own parameters are frozen, and released as soon as one trains again. One
-    without weights (``affine=False``) follows the layers chosen by name.
-    """
-    # The hook is found by identity rather than kept as a handle, so a deep-copied or
-    # pickled model unfreezes its own BatchNorm layers and never the original's.
-    for name, module in model.named_modules():
-        if not isinstance(module, _BN_TYPES):
-            continue
-        own = list(module.parameters())
-        if own:
-            fixed = not any(p.requires_grad for p in own)
-        elif name in chosen_modules:
-            fixed = freeze
-        else:
-            continue
-        if freeze and fixed and not _is_frozen_bn(module):
-            _hook(module)
-        elif not freeze and not fixed and _is_frozen_bn(module):
-            _unhook(module, model.training)
-
-
 def freeze(model: nn.Module, *, until: str | None = None, names: Sequence[str] | str | None = None,
            train_bn: bool = False) -> nn.Module:
     """Freeze parameters so an optimizer step cannot change them.
@@ -129,7 +81,7 @@ def freeze(model: nn.Module, *, until: str | None = None, names: Sequence[str] |
         if name in chosen:
             param.requires_grad_(False)
     if not train_bn:
-        _set_bn_frozen(model, modules, freeze=True)
+        set_bn_frozen(model, modules, freeze=True)
     return model
 
 
@@ -143,7 +95,7 @@ def unfreeze(model: nn.Module, *, names: Sequence[str] | str | None = None) -> n
     for name, param in model.named_parameters():
         if name in chosen:
             param.requires_grad_(True)
-    _set_bn_frozen(model, modules, freeze=False)
+    set_bn_frozen(model, modules, freeze=False)
     return model
 
 

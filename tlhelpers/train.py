@@ -13,7 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .data import as_tensors
-from .surgery import _BN_TYPES, _is_frozen_bn
 
 
 @dataclass
@@ -150,37 +149,3 @@ def fit(model: nn.Module, train_data: Dataset | tuple, *, epochs: int, lr: float
         model.load_state_dict(best_state)
     model.eval()
     return history
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> nn.Module:
-    """Re-estimate the running statistics of ``model``'s unfrozen BatchNorm layers; return it in eval mode.
-
-    After a few hundred optimizer steps (few-shot training) the running averages lag
-    behind the weights and eval-mode accuracy can collapse. One pass over ``images`` in
-    train mode with ``momentum=None`` (a plain average over the batches) replaces them;
-    with at most ``batch_size`` images that is exactly those images' statistics. Layers
-    frozen by :func:`freeze` keep theirs. Notebook 06 builds this by hand.
-
-    Raises:
-        ValueError: if ``images`` is not a non-empty batch tensor.
-    """
-    if not isinstance(images, torch.Tensor) or images.dim() < 2 or len(images) == 0:
-        raise ValueError(f"images must be a non-empty batch tensor (n, ...), got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    layers = [m for m in model.modules() if isinstance(m, _BN_TYPES) and not _is_frozen_bn(m)]
-    momenta = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None
-    device = next(model.parameters()).device
-    model.train()
-    try:
-        for start in range(0, len(images), batch_size):
-            model(images[start:start + batch_size].to(device))
-    finally:
-        for m, momentum in zip(layers, momenta):
-            m.momentum = momentum
-    return model.eval()
