@@ -281,3 +281,19 @@ def test_small_cnn_layer_names_are_its_trainable_layers():
     model = tlh.SmallCNN()
     with_params = [name for name, child in model.named_children() if any(True for _ in child.parameters())]
     assert tuple(with_params) == tlh.SmallCNN.layer_names
+
+
+def test_smallcnn_seed_fixes_the_weights_without_touching_the_global_generator():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a, b = tlh.SmallCNN(seed=7), tlh.SmallCNN(seed=7)
+    assert torch.equal(torch.rand(3), expected_next), "seed= must not consume or reset the global generator"
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    c = tlh.SmallCNN(seed=8)
+    assert not torch.equal(a.conv1[0].weight, c.conv1[0].weight)
+    torch.manual_seed(7)
+    by_hand = tlh.SmallCNN()
+    assert torch.equal(by_hand.fc.weight, a.fc.weight), "seed=s builds what manual_seed(s) then SmallCNN() builds"
+    with pytest.raises(ValueError, match="seed"):
+        tlh.SmallCNN(seed=-1)

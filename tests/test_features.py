@@ -238,3 +238,47 @@ def test_body_accepts_graph_node_names(images):
     model = _small()
     out = tlh.body(model, "pool")(images)["features"]
     assert out.shape == (10, 8, 2, 2)
+
+
+# ---------------------------------------------------------------- several layers, pooling grids
+def test_several_layers_come_from_one_pass_and_match_single_calls(mnist):
+    model = tlh.SmallCNN(seed=0).eval()
+    images = mnist[1].tensors[0][:40]
+    calls = []
+    model.conv1.register_forward_hook(lambda *args: calls.append(1))
+    tlh.extract_features(model, images, "conv3", pool=2, cache=False, progress=False)
+    one_layer = len(calls)
+    both = tlh.extract_features(model, images, ["conv2", "conv3"], pool=2, cache=False, progress=False)
+    assert list(both) == ["conv2", "conv3"]
+    assert len(calls) == 2 * one_layer, "both layers from as many forward passes as one layer takes"
+    for layer in ("conv2", "conv3"):
+        alone = tlh.extract_features(model, images, layer, pool=2, cache=False, progress=False)
+        torch.testing.assert_close(both[layer], alone)
+
+
+def test_pool_grid_averages_each_cell_of_the_map(mnist):
+    model = tlh.SmallCNN(seed=0).eval()
+    images = mnist[1].tensors[0][:8]
+    maps = tlh.extract_features(model, images, "conv2", pool=False, cache=False, progress=False)
+    grid = tlh.extract_features(model, images, "conv2", pool=7, cache=False, progress=False)
+    flat = tlh.extract_features(model, images, "conv2", pool=True, cache=False, progress=False)
+    maps = maps.view(len(images), 64, 7, 7)   # conv2 of a 28 px digit: 64 channels at 7 x 7
+    torch.testing.assert_close(grid, maps.flatten(1))
+    torch.testing.assert_close(flat, maps.mean(dim=(2, 3)))
+
+
+def test_several_layers_are_cached_as_one_entry(mnist, clean_env):
+    model = tlh.SmallCNN(seed=1).eval()
+    images = mnist[1].tensors[0][:16]
+    first = tlh.extract_features(model, images, ["conv1", "fc1"], progress=False)
+    assert len(list(clean_env.glob("*.pt"))) == 1
+    again = tlh.extract_features(model, images, ["conv1", "fc1"], progress=False)
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
+
+
+@pytest.mark.parametrize("layer, pool, error", [([], True, TypeError), (["conv1", "conv1"], True, TypeError),
+                                                ("conv1", 0, ValueError), ("conv1", "max", ValueError),
+                                                (["conv1", "nope"], True, ValueError)])
+def test_bad_layer_lists_and_pools_are_refused(mnist, layer, pool, error):
+    with pytest.raises(error):
+        tlh.extract_features(tlh.SmallCNN(seed=0), mnist[1].tensors[0][:4], layer, pool=pool, progress=False)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import tlhelpers as tlh
 from tlhelpers import measure, shifts
 from tlhelpers.data import mnist5k
 
@@ -138,3 +139,35 @@ def test_transfer_gain():
 def test_bad_input_raises_with_a_useful_message(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+# ---------------------------------------------------------------- linear probe
+def _blobs(n_per_class, shift, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.randn(n_per_class, 5, generator=g) + shift * k for k in range(3)])
+    return x, torch.arange(3).repeat_interleave(n_per_class)
+
+
+def test_linear_probe_reads_separable_features_and_not_noise():
+    x, y = _blobs(20, 6.0, 0)
+    xt, yt = _blobs(50, 6.0, 1)
+    assert tlh.linear_probe(x, y, xt, yt) == 1.0
+    shuffled = yt[torch.randperm(len(yt), generator=torch.Generator().manual_seed(0))]
+    assert tlh.linear_probe(x, y, xt, shuffled) < 0.6, "labels unrelated to the features score near chance (1/3)"
+
+
+def test_linear_probe_standardises_so_feature_scale_does_not_matter():
+    x, y = _blobs(10, 1.0, 2)
+    xt, yt = _blobs(50, 1.0, 3)
+    scale = torch.tensor([1e-3, 1.0, 1e3, 1.0, 10.0])
+    assert tlh.linear_probe(x, y, xt, yt) == tlh.linear_probe(x * scale, y, xt * scale, yt)
+
+
+@pytest.mark.parametrize("change, match", [({"train_labels": torch.zeros(60, dtype=torch.long)}, "two classes"),
+                                           ({"test_labels": torch.zeros(3, dtype=torch.long)}, "test_labels"),
+                                           ({"C": 0}, "C must be"), ({"train_labels": torch.rand(60)}, "integer")])
+def test_linear_probe_rejects_bad_input(change, match):
+    x, y = _blobs(20, 3.0, 0)
+    args = {"train_features": x, "train_labels": y, "test_features": x, "test_labels": y, **change}
+    with pytest.raises(ValueError, match=match):
+        tlh.linear_probe(**args)

@@ -217,3 +217,22 @@ def test_fonts_are_installed():
         assert shifts._font_file(name).is_file(), name
     assert len(shifts.FONTS) == len(set(shifts.FONTS)) >= 16
     assert np.all([isinstance(f, str) for f in shifts.FONTS])
+
+
+def test_render_glyphs_draws_letters_framed_like_digits():
+    letters = shifts.render_glyphs("ABCDEFGHIJ", 4, seed=0)
+    x, y = letters.tensors
+    assert x.shape == (40, 1, 28, 28) and y.tolist() == [k for k in range(10) for _ in range(4)]
+    digits = shifts.render_digits(4, seed=0).tensors[0]
+    assert torch.equal(shifts.render_glyphs("0123456789", 4, seed=0).tensors[0], digits)
+    # Framed like MNIST: ink inside the central 20 x 20 box give or take the jitter, centred.
+    ink = x.sum(dim=(0, 1))
+    assert float(ink[:2].sum() + ink[-2:].sum()) < 0.02 * float(ink.sum())
+    a_mean, b_mean = x[y == 0].mean(0), x[y == 1].mean(0)
+    assert float((a_mean - b_mean).abs().sum()) > 10, "different letters draw different images"
+
+
+@pytest.mark.parametrize("chars", ["", "AA", "A B", 7])
+def test_render_glyphs_rejects_bad_characters(chars):
+    with pytest.raises(ValueError, match="chars"):
+        shifts.render_glyphs(chars, 1)

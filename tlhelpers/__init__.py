@@ -8,11 +8,11 @@ from .backbones import (EfficientNetLite0, SmallCNN, WeightsUnavailableError, im
                         load_efficientnet_lite0, load_torchvision, preprocess)
 from .data import as_tensors, few_shot, mnist5k, select_classes, uci_digits
 from .env import available_cpus, device, doctor, seed_everything, set_threads, thread_count
-from .features import body, extract_features, feature_model
-from .measure import domain_classifier_accuracy, median_heuristic_gamma, mmd, transfer_gain
+from .features import body, extract_features, feature_model, pool_features
+from .measure import domain_classifier_accuracy, linear_probe, median_heuristic_gamma, mmd, transfer_gain
 from .plots import (plot_confusion_matrix, plot_curves, plot_grid, plot_history, plot_topk, show_feature_maps,
                     show_filters, show_images)
-from .shifts import add_noise, fit_to_frame, invert, photo_background, render_digits, rotate, shift
+from .shifts import add_noise, fit_to_frame, invert, photo_background, render_digits, render_glyphs, rotate, shift
 from .surgery import (count_parameters, freeze, layer_names, param_groups, replace_head, trainable_parameters,
                       unfreeze)
 from .batchnorm import recalibrate_bn
@@ -23,9 +23,9 @@ __all__ = [
     "load_torchvision", "preprocess",
     "as_tensors", "few_shot", "mnist5k", "select_classes", "uci_digits",
     "available_cpus", "device", "doctor", "seed_everything", "set_threads", "thread_count",
-    "body", "extract_features", "feature_model",
-    "domain_classifier_accuracy", "median_heuristic_gamma", "mmd", "transfer_gain",
-    "add_noise", "fit_to_frame", "invert", "photo_background", "render_digits", "rotate", "shift",
+    "body", "extract_features", "feature_model", "pool_features",
+    "domain_classifier_accuracy", "linear_probe", "median_heuristic_gamma", "mmd", "transfer_gain",
+    "add_noise", "fit_to_frame", "invert", "photo_background", "render_digits", "render_glyphs", "rotate", "shift",
     "plot_confusion_matrix", "plot_curves", "plot_grid", "plot_history", "plot_topk", "show_feature_maps",
     "show_filters", "show_images",
     "count_parameters", "freeze", "layer_names", "param_groups", "replace_head", "trainable_parameters", "unfreeze",

@@ -263,14 +263,25 @@ class SmallCNN(nn.Module):
     """A small CNN for 28x28 digits: three conv layers, a hidden fc layer, the output fc.
 
     Layers are named ``conv1``, ``conv2``, ``conv3``, ``fc1``, ``fc`` so experiments can
-    copy or freeze "the first k layers" by name.
+    copy or freeze "the first k layers" by name. ``seed`` fixes the initial weights
+    (without touching the global random generator), so ``SmallCNN(seed=s)`` is the same
+    network in every notebook and every run.
     """
 
     layer_names = ("conv1", "conv2", "conv3", "fc1", "fc")
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, *, seed: int | None = None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         super().__init__()
+        if seed is None:
+            self._build(num_classes, in_channels, width)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self._build(num_classes, in_channels, width)
 
+    def _build(self, num_classes: int, in_channels: int, width: int) -> None:
         def block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
             layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
             if pool:

@@ -12,8 +12,10 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
@@ -39,51 +41,73 @@ def cache_dir() -> Path | None:
     return Path(root)
 
 
-def body(model: nn.Module, layer: str) -> nn.Module:
+def body(model: nn.Module, layer: str | Sequence[str]) -> nn.Module:
     """Return a module that runs ``model`` up to ``layer`` and returns that layer's output.
 
-    The returned module shares ``model``'s parameters, so it can be trained (fine-tuned)
-    as well as used as a fixed extractor.
+    With several layers it returns a dict {layer: output}, from one forward pass. The
+    returned module shares ``model``'s parameters, so it can be trained (fine-tuned) as
+    well as used as a fixed extractor.
 
     Raises:
         ValueError: for a layer name the model does not have, listing the valid ones.
     """
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a layer name (str), got {type(layer).__name__}")
-    valid = layer_names(model)
-    if layer not in valid:
-        nodes = get_graph_node_names(model, tracer_kwargs={"leaf_modules": _LEAF_MODULES})[1]
-        if layer not in nodes:
-            raise ValueError(f"unknown layer {layer!r}; valid layers: {layer_names(model, depth=2)}")
-    return create_feature_extractor(model, return_nodes={layer: "features"},
-                                    tracer_kwargs={"leaf_modules": _LEAF_MODULES})
+    layers = _layer_list(layer)
+    valid = set(layer_names(model))
+    nodes = None
+    for name in layers:
+        if name not in valid:
+            nodes = nodes or get_graph_node_names(model, tracer_kwargs={"leaf_modules": _LEAF_MODULES})[1]
+            if name not in nodes:
+                raise ValueError(f"unknown layer {name!r}; valid layers: {layer_names(model, depth=2)}")
+    return_nodes = {layers[0]: "features"} if isinstance(layer, str) else {name: name for name in layers}
+    return create_feature_extractor(model, return_nodes=return_nodes, tracer_kwargs={"leaf_modules": _LEAF_MODULES})
+
+
+def _layer_list(layer) -> list[str]:
+    """Return ``layer`` as a list of names: one name, or a non-empty sequence of distinct names."""
+    layers = [layer] if isinstance(layer, str) else list(layer) if isinstance(layer, (list, tuple)) else None
+    if not layers or not all(isinstance(name, str) for name in layers) or len(set(layers)) != len(layers):
+        raise TypeError(f"layer must be a layer name (str) or a list of distinct names, got {layer!r}")
+    return layers
+
+
+def _check_pool(pool) -> bool | int:
+    if isinstance(pool, bool) or (isinstance(pool, int) and pool >= 1):
+        return pool
+    raise ValueError(f"pool must be True (global average), False (no pooling) or a grid size k >= 1 "
+                     f"(average-pool to k x k), got {pool!r}")
+
+
+def pool_features(output: torch.Tensor, pool: bool | int) -> torch.Tensor:
+    """Return one flat vector per image: global average (True), a k x k average grid (k) or as is (False)."""
+    if output.dim() == 4 and pool is not False:
+        output = output.mean(dim=(2, 3)) if pool is True else F.adaptive_avg_pool2d(output, pool)
+    return output.flatten(1)
 
 
 class _Unwrap(nn.Module):
-    def __init__(self, extractor: nn.Module, pool: bool):
+    def __init__(self, extractor: nn.Module, pool: bool | int, single: bool):
         super().__init__()
-        self.extractor, self.pool = extractor, pool
+        self.extractor, self.pool, self.single = extractor, pool, single
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.extractor(x)["features"]
-        if self.pool and out.dim() == 4:
-            out = out.mean(dim=(2, 3))  # global average pool: (n, c, h, w) -> (n, c)
-        return out.flatten(1)
+    def forward(self, x: torch.Tensor):
+        out = {name: pool_features(value, self.pool) for name, value in self.extractor(x).items()}
+        return out["features"] if self.single else out
 
 
-def feature_model(model: nn.Module, layer: str, *, pool: bool = True) -> nn.Module:
-    """Return a module mapping images to the flattened (pooled) output of ``layer``."""
-    return _Unwrap(body(model, layer), pool)
+def feature_model(model: nn.Module, layer: str | Sequence[str], *, pool: bool | int = True) -> nn.Module:
+    """Return a module mapping images to the flattened (pooled) output of ``layer`` (a dict for several)."""
+    return _Unwrap(body(model, layer), _check_pool(pool), isinstance(layer, str))
 
 
-def _content_key(model: nn.Module, images: torch.Tensor, layer: str, pool: bool) -> str:
+def _content_key(model: nn.Module, images: torch.Tensor, layer, pool) -> str:
     digest = hashlib.sha256()
     for name, tensor in list(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     digest.update(str((tuple(images.shape), images.dtype)).encode())
     digest.update(images.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(f"{type(model).__qualname__}|{layer}|{pool}|{torch.__version__}".encode())
+    digest.update(f"{type(model).__qualname__}|{layer!r}|{pool!r}|{torch.__version__}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -101,20 +125,30 @@ def _compute(extractor: nn.Module, images: torch.Tensor, batch_size: int, device
         batch = batch.to(device)
         if batch.dim() == 4 and device.type != "mps":
             batch = batch.contiguous(memory_format=torch.channels_last)
-        out.append(extractor(batch).float().cpu())
+        result = extractor(batch)
+        out.append({k: v.float().cpu() for k, v in result.items()} if isinstance(result, dict)
+                   else result.float().cpu())
+    if isinstance(out[0], dict):
+        return {k: torch.cat([o[k] for o in out]) for k in out[0]}
     return torch.cat(out)
 
 
-def extract_features(model: nn.Module, images: torch.Tensor, *, layer: str, pool: bool = True,
+def extract_features(model: nn.Module, images: torch.Tensor, layer: str | Sequence[str], *, pool: bool | int = True,
                      batch_size: int = 128, device: torch.device | str | None = None,
-                     cache: bool = True, progress: bool = True) -> torch.Tensor:
+                     cache: bool = True, progress: bool = True) -> torch.Tensor | dict[str, torch.Tensor]:
     """Return the features of ``layer`` for every image, shape (n, d), on the CPU.
+
+    Notebook 03 builds this with a forward hook (``extract_features``, exercise 1); with a
+    list of layers it returns {layer: features} from ONE forward pass, as 03's
+    ``maps_in_one_pass`` does by hand.
 
     Args:
         model: any model; it is not changed (its mode is restored).
         images: (n, c, h, w) tensor, already in the model's expected input format.
-        layer: a layer name such as ``"blocks.8"`` (an unknown one lists the valid names).
-        pool: global-average-pool spatial maps to one vector per channel.
+        layer: a layer name such as ``"blocks.8"`` (an unknown one lists the valid names),
+            or a list of names.
+        pool: ``True``: global-average-pool spatial maps to one vector per channel;
+            ``k`` (an int): average-pool to a k x k grid, then flatten; ``False``: flatten as is.
         batch_size: images per forward pass.
         device: where to compute (default: the model's device).
         cache: read and write the on-disk cache (see :func:`cache_dir`).
@@ -123,7 +157,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, *, layer: str, pool
     if not isinstance(images, torch.Tensor) or images.dim() < 2:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a tensor of shape (n, c, h, w), got {got}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     extractor = feature_model(model, layer, pool=pool)
     if device is None:
@@ -136,7 +170,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, *, layer: str, pool
         path = folder / f"{_content_key(model, images, layer, pool)}.pt"
         if path.is_file():
             try:
-                return torch.load(path, weights_only=True)
+                return torch.load(path, weights_only=True)  # a tensor, or a dict of tensors for several layers
             except Exception:
                 path.unlink(missing_ok=True)  # a torn or foreign file: recompute it
 
@@ -149,7 +183,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, *, layer: str, pool
     return feats
 
 
-def _atomic_save(tensor: torch.Tensor, path: Path) -> None:
+def _atomic_save(tensor, path: Path) -> None:
     # Write to a temporary file and rename, so a crash never leaves a half-written
     # cache entry that a later run would trust.
     path.parent.mkdir(parents=True, exist_ok=True)

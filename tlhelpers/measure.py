@@ -173,3 +173,49 @@ def transfer_gain(transfer_acc, scratch_acc):
             raise ValueError(f"{name} must be accuracies in [0, 1] (divide percentages by 100), got {a.tolist()}")
     gain = t - s
     return float(gain) if gain.ndim == 0 else gain
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels, *, C: float = 1.0,
+                 max_iter: int = 1000) -> float:
+    """Return the test accuracy of a linear classifier trained on frozen features: the course's one probe.
+
+    The recipe is fixed so probe accuracies compare across notebooks: standardise each
+    feature on the training set, then multinomial logistic regression with L2 strength
+    ``1 / C``. Notebook 03 builds it by hand (``probe_score``); everything after uses this.
+
+    Args:
+        train_features, test_features: (n, d) tensors or arrays with the same d.
+        train_labels, test_labels: one integer class per row.
+        C: inverse regularisation strength (smaller = stronger; few labels want small C).
+
+    Raises:
+        ValueError: for mismatched shapes, fewer than two classes in training, or a bad C.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, x_test = _pair(train_features, test_features)
+    y_train, y_test = (_labels(name, y, len(x)) for name, y, x in
+                       (("train_labels", train_labels, x_train), ("test_labels", test_labels, x_test)))
+    if len(np.unique(y_train)) < 2:
+        raise ValueError(f"a probe needs at least two classes in train_labels, got {np.unique(y_train).tolist()}")
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not np.isfinite(C) or C <= 0:
+        raise ValueError(f"C must be a positive number, got {C!r}")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=float(C), max_iter=int(max_iter)))
+    with warnings.catch_warnings():
+        # Few-shot training sets are often separable; the accuracy is settled long before
+        # the weights stop growing.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x_train.float().numpy(), y_train)
+    return float((model.predict(x_test.float().numpy()) == y_test).mean())
+
+
+def _labels(name: str, labels, rows: int) -> np.ndarray:
+    """Return ``labels`` as a 1-D int64 array of length ``rows``."""
+    array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if array.ndim != 1 or len(array) != rows or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be {rows} integer class labels (one per row), got "
+                         f"shape {array.shape} dtype {array.dtype}")
+    return array.astype(np.int64)

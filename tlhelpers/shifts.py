@@ -193,24 +193,24 @@ def _font_file(name: str) -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / f"{name}.ttf"
 
 
-def _glyph(name: str, digit: int, em_px: int = 128) -> np.ndarray:
-    """Return the anti-aliased bitmap of one digit, cropped to its ink, values in [0, 1]."""
+def _glyph(name: str, char: str, em_px: int = 128) -> np.ndarray:
+    """Return the anti-aliased bitmap of one character, cropped to its ink, values in [0, 1]."""
     from matplotlib.ft2font import FT2Font, LoadFlags
 
     font = FT2Font(str(_font_file(name)))
     font.set_size(em_px, 72)  # 72 dpi: em_px points = em_px pixels
-    font.set_text(str(digit), 0.0, flags=LoadFlags.NO_HINTING)
+    font.set_text(str(char), 0.0, flags=LoadFlags.NO_HINTING)
     font.draw_glyphs_to_bitmap(antialiased=True)
     img = np.asarray(font.get_image(), dtype=np.float32) / 255.0
     rows, cols = np.flatnonzero(img.max(1) > 0), np.flatnonzero(img.max(0) > 0)
     if not len(rows):
-        raise RuntimeError(f"font {name!r} drew no ink for digit {digit}")
+        raise RuntimeError(f"font {name!r} drew no ink for {char!r}")
     return img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 @lru_cache(maxsize=8)
-def _glyph_bank(fonts: tuple[str, ...], canvas: int) -> torch.Tensor:
-    """Return (len(fonts), 10, 2, canvas, canvas): every digit of every font, MNIST-normalised.
+def _glyph_bank(fonts: tuple[str, ...], canvas: int, chars: str = "0123456789") -> torch.Tensor:
+    """Return (len(fonts), len(chars), 2, canvas, canvas): every character of every font, MNIST-normalised.
 
     The canvas spans ``_BANK_EXTENT`` MNIST pixels; each glyph's longer side spans
     ``_BOX`` of them (aspect kept) and its centre of mass sits at the canvas centre.
@@ -218,11 +218,11 @@ def _glyph_bank(fonts: tuple[str, ...], canvas: int) -> torch.Tensor:
     strokes thickened by a 3x3 grey-level dilation (about half a pixel per side at
     2x oversampling), because many fonts draw thinner strokes than MNIST's pens.
     """
-    bank = torch.zeros(len(fonts), 10, canvas, canvas)
+    bank = torch.zeros(len(fonts), len(chars), canvas, canvas)
     box_px = canvas * _BOX / _BANK_EXTENT
     for i, name in enumerate(fonts):
-        for d in range(10):
-            g = torch.from_numpy(_glyph(name, d))
+        for d, char in enumerate(chars):
+            g = torch.from_numpy(_glyph(name, char))
             scale = box_px / max(g.shape)
             hw = (max(1, round(g.shape[0] * scale)), max(1, round(g.shape[1] * scale)))
             g = F.interpolate(g[None, None], size=hw, mode="bilinear", align_corners=False,
@@ -240,23 +240,35 @@ def render_digits(per_class: int, *, size: int = 28, seed: int = 0,
                   fonts: Sequence[str] | None = None) -> TensorDataset:
     """Return printed digits 0-9 rendered from matplotlib's fonts, framed like MNIST.
 
+    The same as ``render_glyphs("0123456789", ...)``; see :func:`render_glyphs`.
+    """
+    return render_glyphs("0123456789", per_class, size=size, seed=seed, fonts=fonts)
+
+
+def render_glyphs(chars: str, per_class: int, *, size: int = 28, seed: int = 0,
+                  fonts: Sequence[str] | None = None) -> TensorDataset:
+    """Return printed characters (digits, letters, ...) rendered from matplotlib's fonts, framed like MNIST.
+
     Each image takes a random font from ``fonts`` and a small random scale (0.85-1.05),
     rotation (+-12 degrees), slant (shear +-0.2), offset (+-1 pixel) and, for half of
     them, thicker strokes. It is drawn at 2x resolution and averaged down, white on
-    black, with the digit in a 20/28 box and its centre of mass at the centre, as MNIST
-    was made. Rendering 100 per class takes well under a second once the fonts are
+    black, with the character in a 20/28 box and its centre of mass at the centre, as
+    MNIST was made. Rendering 100 per class takes well under a second once the fonts are
     rasterised (the first call in a process).
 
     Args:
-        per_class: images per digit.
+        chars: the classes, one character each, e.g. ``"ABCDEFGHIJ"``; label i is chars[i].
+        per_class: images per character.
         size: output height and width in pixels.
         seed: fixes every random choice; the same seed gives the same images.
         fonts: font file stems to draw from (default: all of :data:`FONTS`).
 
     Returns:
-        TensorDataset of images (10 * per_class, 1, size, size) float32 in [0, 1] and
-        labels int64, grouped by class (0, 0, ..., 1, 1, ...).
+        TensorDataset of images (len(chars) * per_class, 1, size, size) float32 in [0, 1]
+        and labels int64, grouped by class (0, 0, ..., 1, 1, ...).
     """
+    if not isinstance(chars, str) or not chars or len(set(chars)) != len(chars) or any(c.isspace() for c in chars):
+        raise ValueError(f"chars must be a non-empty string of distinct visible characters, got {chars!r}")
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
         raise ValueError(f"per_class must be a positive int, got {per_class!r}")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
@@ -274,10 +286,10 @@ def render_digits(per_class: int, *, size: int = 28, seed: int = 0,
     per_class, size = int(per_class), int(size)
     out_px = _OVERSAMPLE * size
     canvas = round(out_px * _BANK_EXTENT / _FRAME)
-    bank = _glyph_bank(fonts, canvas)
+    bank = _glyph_bank(fonts, canvas, chars)
 
-    n = 10 * per_class
-    labels = torch.arange(10).repeat_interleave(per_class)
+    n = len(chars) * per_class
+    labels = torch.arange(len(chars)).repeat_interleave(per_class)
     rng = np.random.default_rng(seed)
     font_idx = rng.integers(0, len(fonts), size=n)
     scale = rng.uniform(0.85, 1.05, size=n)
