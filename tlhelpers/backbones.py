@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .arguments import whole
+
 WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 INPUT_MEAN, INPUT_STD = 127.0, 128.0  # on RGB in [0, 255], as the weights were trained
@@ -196,8 +198,7 @@ def preprocess(images: torch.Tensor, *, size: int = 64) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] not in (1, 3):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"expected images of shape (n, 1 or 3, h, w), got {shape}")
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    size = whole("size", size, low=8)
     x = images.float()
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -271,8 +272,7 @@ class SmallCNN(nn.Module):
     layer_names = ("conv1", "conv2", "conv3", "fc1", "fc")
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, *, seed: int | None = None):
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        seed = whole("seed", seed, none_ok=True)
         super().__init__()
         if seed is None:
             self._build(num_classes, in_channels, width)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .arguments import whole
+
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
@@ -78,8 +80,7 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, *, batch_size: int = 
     if not isinstance(images, torch.Tensor) or images.dim() < 2 or len(images) == 0:
         raise ValueError(f"images must be a non-empty batch tensor (n, ...), got "
                          f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = whole("batch_size", batch_size, low=1)
     layers = [m for m in model.modules() if isinstance(m, BN_TYPES) and not is_frozen_bn(m)]
     momenta = [m.momentum for m in layers]
     for m in layers:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from .arguments import whole
+
 
 def as_tensors(dataset: Dataset | tuple) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(images, labels)`` of a TensorDataset or of an ``(x, y)`` pair.
@@ -82,8 +84,7 @@ def few_shot(dataset: Dataset | tuple, per_class: int, *, seed: int = 0) -> Tens
         ValueError: if ``per_class`` is not positive or a class has fewer examples.
     """
     x, y = as_tensors(dataset)
-    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    per_class = whole("per_class", per_class, low=1)
     rng = np.random.default_rng(seed)
     labels = y.numpy()
     picks = []

@@ -9,6 +9,8 @@ from importlib import metadata
 import numpy as np
 import torch
 
+from .arguments import whole
+
 DEVICE_ENV_VAR = "TLH_DEVICE"
 THREADS_ENV_VAR = "TLH_THREADS"
 _VALID_DEVICES = ("cpu", "cuda", "mps")
@@ -116,8 +118,7 @@ def set_threads(threads: int | None = None) -> int:
     """
     if threads is None:
         threads = thread_count()
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    threads = whole("threads", threads, low=1)
     torch.set_num_threads(threads)
     try:  # only allowed before torch's first inter-op parallel work; harmless to skip after
         torch.set_num_interop_threads(threads)
@@ -142,8 +143,7 @@ def seed_everything(seed: int = 0) -> int:
     Returns:
         The seed, so a notebook can print what it used.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = whole("seed", seed)
     # cuBLAS reads this when its handle is created, so set it before any CUDA work.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+from .arguments import whole
 from .backbones import Conv2dSame
 from .surgery import layer_names
 
@@ -157,8 +158,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, layer: str | Sequen
     if not isinstance(images, torch.Tensor) or images.dim() < 2:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a tensor of shape (n, c, h, w), got {got}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = whole("batch_size", batch_size, low=1)
     extractor = feature_model(model, layer, pool=pool)
     if device is None:
         device = next(model.parameters()).device

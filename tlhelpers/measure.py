@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 import torch
 
+from .arguments import number, whole
+
 # Pairwise distances for the median heuristic come from at most this many points, so
 # the bandwidth costs the same for large samples (a deterministic, evenly spaced subset).
 _MEDIAN_POINTS = 1000
@@ -93,9 +95,10 @@ def mmd(x, y, *, gamma: float | None = None, unbiased: bool = False) -> float:
     x, y = _pair(x, y, 2 if unbiased else 1)  # the unbiased form averages over i != j
     if gamma is None:
         gamma = median_heuristic_gamma(x, y)
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(gamma) or gamma <= 0:
-        raise ValueError(f"gamma must be a positive number (or None for the median heuristic), got {gamma!r}")
+    try:
+        gamma = number("gamma", gamma, positive=True)
+    except TypeError as exc:  # None was handled above: say what else would do
+        raise ValueError(f"{exc} (or None for the median heuristic)") from None
     k_xx = torch.exp(-gamma * _sq_dists(x, x))
     k_yy = torch.exp(-gamma * _sq_dists(y, y))
     k_xy = torch.exp(-gamma * _sq_dists(x, y))
@@ -131,13 +134,10 @@ def domain_classifier_accuracy(x, y, *, seed: int = 0, folds: int = 5, max_point
     from threadpoolctl import threadpool_limits
 
     x, y = _pair(x, y, 2)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise ValueError(f"folds must be an int >= 2, got {folds!r}")
+    seed = whole("seed", seed)
+    folds = whole("folds", folds, low=2)
+    max_points = whole("max_points", max_points, low=folds, none_ok=True)
     if max_points is not None:
-        if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < folds:
-            raise ValueError(f"max_points must be None or an int >= folds ({folds}), got {max_points!r}")
         x, y = (s[torch.linspace(0, len(s) - 1, max_points).long()] if len(s) > max_points else s for s in (x, y))
     if min(len(x), len(y)) < folds:
         raise ValueError(f"each sample needs at least folds={folds} rows, got {len(x)} and {len(y)}")
@@ -201,8 +201,7 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
                        (("train_labels", train_labels, x_train), ("test_labels", test_labels, x_test)))
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"a probe needs at least two classes in train_labels, got {np.unique(y_train).tolist()}")
-    if isinstance(C, bool) or not isinstance(C, (int, float)) or not np.isfinite(C) or C <= 0:
-        raise ValueError(f"C must be a positive number, got {C!r}")
+    C = number("C", C, positive=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=float(C), max_iter=int(max_iter)))
     with warnings.catch_warnings():
         # Few-shot training sets are often separable; the accuracy is settled long before

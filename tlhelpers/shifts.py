@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from .arguments import number, whole
+
 # Font files (stems) in matplotlib's mpl-data/fonts/ttf that draw ordinary lining digits.
 # Left out on purpose: the *Display faces and STIXNonUni* (no digit glyphs), STIXSiz*,
 # cmex10 and cmsy10 (symbols only) and cmmi10 (old-style digits of varying height).
@@ -57,23 +59,6 @@ def _check_images(images: torch.Tensor, *, channels: tuple[int, ...] = (1, 3)) -
                          f"and max {images.max().item():.3g} (divide 0..255 pixels by 255)")
 
 
-def _check_number(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{name} must be a finite number in [{lo}, {hi}], got {value!r}")
-    return value
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
-
-
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     """Return the images rotated by ``degrees`` counter-clockwise about their centre.
 
@@ -83,7 +68,7 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     from torchvision.transforms.functional import rotate as tv_rotate
 
     _check_images(images)
-    degrees = _check_number("degrees", degrees)
+    degrees = number("degrees", degrees)
     if degrees % 360 == 0:
         return images.clone()
     out = tv_rotate(images, degrees, interpolation=InterpolationMode.BILINEAR)
@@ -99,8 +84,8 @@ def invert(images: torch.Tensor) -> torch.Tensor:
 def add_noise(images: torch.Tensor, std: float, *, seed: int = 0) -> torch.Tensor:
     """Return the images plus Gaussian noise of standard deviation ``std``, clipped to [0, 1]."""
     _check_images(images)
-    std = _check_number("std", std, low=0.0)
-    generator = torch.Generator().manual_seed(_check_seed(seed))
+    std = number("std", std, low=0.0)
+    generator = torch.Generator().manual_seed(whole("seed", seed))
     noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)
     return (images + std * noise.to(images.device)).clamp_(0.0, 1.0)
 
@@ -129,7 +114,7 @@ def photo_background(images: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
         (n, 3, h, w) float tensor in [0, 1].
     """
     _check_images(images)
-    seed = _check_seed(seed)
+    seed = whole("seed", seed)
     photos = _photos()
     n, _, h, w = images.shape
     _, _, ph, pw = photos.shape
@@ -177,7 +162,7 @@ def shift(images: torch.Tensor, kind: str, strength: float, *, seed: int = 0) ->
     """
     if kind not in SHIFT_KINDS:
         raise ValueError(f"unknown shift kind {kind!r}; valid kinds: {list(SHIFT_KINDS)}")
-    strength = _check_number("strength", strength, low=0.0, high=1.0)
+    strength = number("strength", strength, low=0.0, high=1.0)
     _check_images(images)
     if kind == "rotate":
         return rotate(images, 90.0 * strength)
@@ -269,11 +254,9 @@ def render_glyphs(chars: str, per_class: int, *, size: int = 28, seed: int = 0,
     """
     if not isinstance(chars, str) or not chars or len(set(chars)) != len(chars) or any(c.isspace() for c in chars):
         raise ValueError(f"chars must be a non-empty string of distinct visible characters, got {chars!r}")
-    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an int >= 8, got {size!r}")
-    seed = _check_seed(seed)
+    per_class = whole("per_class", per_class, low=1)
+    size = whole("size", size, low=8)
+    seed = whole("seed", seed)
     if fonts is None:
         fonts = FONTS
     if isinstance(fonts, str):

@@ -9,7 +9,9 @@ from typing import Iterable, Sequence
 
 from torch import nn
 
+from .arguments import whole
 from .batchnorm import set_bn_frozen
+
 
 def layer_names(model: nn.Module, *, depth: int | None = None) -> list[str]:
     """Return the names of ``model``'s submodules (up to ``depth`` dots deep), in order."""
@@ -115,8 +117,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     Raises:
         ValueError: if ``num_classes`` is not a positive int or the model has no Linear layer.
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = whole("num_classes", num_classes, low=1)
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layer to replace")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from .arguments import whole
 from .data import as_tensors
 
 
@@ -109,8 +110,7 @@ def fit(model: nn.Module, train_data: Dataset | tuple, *, epochs: int, lr: float
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = whole("epochs", epochs, low=1)
     if patience is not None and val_data is None:
         raise ValueError("early stopping (patience) needs val_data to watch")
     if device is None:
