@@ -216,7 +216,7 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- body / feature_model
 def test_feature_model_shares_the_models_parameters(images):
     model = _small()
-    extractor = tlh.feature_model(model, "fc1")
+    extractor = features.feature_model(model, "fc1")
     with torch.no_grad():
         before = extractor(images)
         model.fc1[1].bias += 1.0  # change the model: the extractor sees it

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tlhelpers as tlh
+from tlhelpers.train import evaluate, make_loader, train_one_epoch
 
 
 def _linear(num_classes: int = 2, seed: int = 0) -> nn.Module:
@@ -62,7 +63,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(zeros_and_ones):
     assert history.best_epoch == 0
     assert history.epochs == history.best_epoch + 1 + 2 < 20
     assert history.val_loss[-1] > history.val_loss[history.best_epoch]
-    loss, _ = tlh.evaluate(model, nn.CrossEntropyLoss(), flipped, "cpu")
+    loss, _ = evaluate(model, nn.CrossEntropyLoss(), flipped, "cpu")
     assert loss == pytest.approx(history.val_loss[history.best_epoch], rel=1e-5)  # restored
 
 
@@ -72,7 +73,7 @@ def test_without_patience_the_last_weights_are_kept(zeros_and_ones):
     model = _linear()
     history = tlh.fit(model, train, val_data=(x, 1 - y), epochs=3, lr=1e-2, batch_size=8, progress=False)
     assert history.epochs == 3 and history.best_epoch == 0
-    loss, _ = tlh.evaluate(model, nn.CrossEntropyLoss(), (x, 1 - y), "cpu")
+    loss, _ = evaluate(model, nn.CrossEntropyLoss(), (x, 1 - y), "cpu")
     assert loss == pytest.approx(history.val_loss[-1], rel=1e-5)
 
 
@@ -128,13 +129,13 @@ def test_evaluate_and_accuracy_agree_with_a_manual_count(mnist):
         logits = model(x)
     manual_acc = (logits.argmax(1) == y).float().mean().item()
     manual_loss = nn.functional.cross_entropy(logits, y).item()
-    loss, acc = tlh.evaluate(model, nn.CrossEntropyLoss(), data, "cpu")
+    loss, acc = evaluate(model, nn.CrossEntropyLoss(), data, "cpu")
     assert acc == pytest.approx(manual_acc) and loss == pytest.approx(manual_loss, rel=1e-5)
     assert 0.0 < acc < 1.0
     assert model.training  # evaluate restores the mode it found
     assert tlh.accuracy(model, data) == pytest.approx(manual_acc)
     assert tlh.accuracy(model, (x, y), device="cpu") == pytest.approx(manual_acc)
-    nan_loss, acc_again = tlh.evaluate(model, None, DataLoader(data, batch_size=7), torch.device("cpu"))
+    nan_loss, acc_again = evaluate(model, None, DataLoader(data, batch_size=7), torch.device("cpu"))
     assert math.isnan(nan_loss) and acc_again == pytest.approx(manual_acc)
 
 
@@ -156,7 +157,7 @@ def test_train_one_epoch_returns_loss_and_accuracy_of_what_it_saw():
     x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # no change: the numbers are checkable
     model.eval()
-    loss, acc = tlh.train_one_epoch(model, nn.CrossEntropyLoss(), optimizer,
+    loss, acc = train_one_epoch(model, nn.CrossEntropyLoss(), optimizer,
                                     DataLoader(TensorDataset(x, y), batch_size=16), torch.device("cpu"))
     assert model.training
     with torch.no_grad():
@@ -171,15 +172,15 @@ def test_make_loader_shuffles_by_seed_only():
     def order(loader):
         return torch.cat([y for _, y in loader]).tolist()
     torch.manual_seed(123)  # global state must not matter
-    a = order(tlh.make_loader(data, batch_size=6, shuffle=True, seed=4))
+    a = order(make_loader(data, batch_size=6, shuffle=True, seed=4))
     torch.manual_seed(456)
-    b = order(tlh.make_loader(data, batch_size=6, shuffle=True, seed=4))
-    c = order(tlh.make_loader(data, batch_size=6, shuffle=True, seed=5))
+    b = order(make_loader(data, batch_size=6, shuffle=True, seed=4))
+    c = order(make_loader(data, batch_size=6, shuffle=True, seed=5))
     assert a == b and a != c and sorted(a) == list(range(20))
-    assert order(tlh.make_loader(data, batch_size=6)) == list(range(20))
+    assert order(make_loader(data, batch_size=6)) == list(range(20))
     loader = DataLoader(TensorDataset(*data))
-    assert tlh.make_loader(loader) is loader
-    assert len(tlh.make_loader(data, batch_size=6)) == 4
+    assert make_loader(loader) is loader
+    assert len(make_loader(data, batch_size=6)) == 4
 
 
 def test_history_epochs():
