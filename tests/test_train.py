@@ -224,3 +224,16 @@ def test_recalibrate_bn_leaves_frozen_batchnorm_alone_and_averages_batches():
 def test_recalibrate_bn_rejects_bad_input(images, batch_size):
     with pytest.raises(ValueError, match="images|batch_size"):
         tlh.recalibrate_bn(_bn_net(), images, batch_size=batch_size)
+
+
+def test_progress_bar_appears_only_for_work_that_takes_a_while(tiny_digits, capsys, monkeypatch):
+    """Sub-second calls print nothing; past the delay, a bar on stderr shows the epochs moving."""
+    from tlhelpers import train as train_module
+
+    tlh.fit(tlh.SmallCNN(seed=0), tiny_digits[0], epochs=2)
+    assert capsys.readouterr().err == "", "a quick fit must not print a progress bar"
+    monkeypatch.setattr(train_module, "PROGRESS_DELAY_S", 0.0)
+    tlh.fit(tlh.SmallCNN(seed=0), tiny_digits[0], epochs=2)
+    assert "epochs" in capsys.readouterr().err, "past the delay the bar must show"
+    tlh.fit(tlh.SmallCNN(seed=0), tiny_digits[0], epochs=2, progress=False)
+    assert capsys.readouterr().err == ""

@@ -20,6 +20,9 @@ _STANDARD_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # small that a second torch thread buys nothing idle and costs 2-6x when another process
 # shares the cores, as on a JupyterHub or a grader running submissions side by side.
 DEFAULT_THREADS = 1
+# A progress bar appears only once work has run this long: a person watching a 20 s
+# training sees it move, while the many sub-second calls of a notebook print nothing.
+PROGRESS_DELAY_S = 2.0
 
 
 def device() -> torch.device:

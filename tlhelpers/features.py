@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from .arguments import whole
+from .env import PROGRESS_DELAY_S
 from .backbones import Conv2dSame
 from .surgery import layer_names
 
@@ -122,7 +123,7 @@ def _compute(extractor: nn.Module, images: torch.Tensor, batch_size: int, device
         extractor = extractor.to(memory_format=torch.channels_last)
     loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=False)
     out = []
-    for (batch,) in tqdm(loader, desc="features", disable=not progress, leave=False):
+    for (batch,) in tqdm(loader, desc="features", disable=not progress, leave=False, delay=PROGRESS_DELAY_S):
         batch = batch.to(device)
         if batch.dim() == 4 and device.type != "mps":
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -153,7 +154,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, layer: str | Sequen
         batch_size: images per forward pass.
         device: where to compute (default: the model's device).
         cache: read and write the on-disk cache (see :func:`cache_dir`).
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar once extraction has run for 2 s.
     """
     if not isinstance(images, torch.Tensor) or images.dim() < 2:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__

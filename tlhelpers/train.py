@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .arguments import whole
+from .env import PROGRESS_DELAY_S
 from .data import as_tensors
 
 
@@ -50,7 +51,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for x, y in tqdm(loader, desc="train", disable=not progress, leave=False):
+    for x, y in tqdm(loader, desc="train", disable=not progress, leave=False, delay=PROGRESS_DELAY_S):
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         logits = model(x)
@@ -106,7 +107,7 @@ def fit(model: nn.Module, train_data: Dataset | tuple, *, epochs: int, lr: float
         patience: stop after this many epochs without a better validation loss and
             restore the best weights (early stopping).
         seed: fixes the shuffling order, so a run repeats exactly on CPU.
-        progress: show a tqdm bar over epochs.
+        progress: show a tqdm bar over epochs once training has run for 2 s.
     """
     from tqdm.auto import tqdm
 
@@ -126,7 +127,7 @@ def fit(model: nn.Module, train_data: Dataset | tuple, *, epochs: int, lr: float
     loader = make_loader(train_data, batch_size=batch_size, shuffle=True, seed=seed)
     history = History()
     best_loss, best_state, waited = float("inf"), None, 0
-    bar = tqdm(range(epochs), desc="epochs", disable=not progress, leave=False)
+    bar = tqdm(range(epochs), desc="epochs", disable=not progress, leave=False, delay=PROGRESS_DELAY_S)
     for epoch in bar:
         loss, acc = train_one_epoch(model, criterion, optimizer, loader, device)
         history.train_loss.append(loss)
