@@ -6,7 +6,7 @@ the thread policy (``tlh.set_threads``), so every notebook keeps its pace on sha
 """
 from .backbones import (EfficientNetLite0, SmallCNN, WeightsUnavailableError, imagenet_categories,
                         load_efficientnet_lite0, load_torchvision, preprocess)
-from .data import as_tensors, few_shot, mnist5k, select_classes, uci_digits
+from .data import PHOTOS, as_tensors, few_shot, mnist5k, photo_crops, select_classes, uci_digits
 from .env import available_cpus, device, doctor, seed_everything, set_threads, thread_count
 from .features import body, extract_features, feature_model
 from .measure import domain_classifier_accuracy, median_heuristic_gamma, mmd, transfer_gain
@@ -20,7 +20,7 @@ from .train import History, accuracy, evaluate, fit, make_loader, recalibrate_bn
 __all__ = [
     "EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories", "load_efficientnet_lite0",
     "load_torchvision", "preprocess",
-    "as_tensors", "few_shot", "mnist5k", "select_classes", "uci_digits",
+    "PHOTOS", "as_tensors", "few_shot", "mnist5k", "photo_crops", "select_classes", "uci_digits",
     "available_cpus", "device", "doctor", "seed_everything", "set_threads", "thread_count",
     "body", "extract_features", "feature_model",
     "domain_classifier_accuracy", "median_heuristic_gamma", "mmd", "transfer_gain",
