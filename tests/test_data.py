@@ -178,3 +178,49 @@ def test_as_tensors_accepts_datasets_and_pairs():
 def test_as_tensors_rejects_junk(junk):
     with pytest.raises(TypeError, match="expected a TensorDataset"):
         tlh.as_tensors(junk)
+
+
+# --- photo crops -----------------------------------------------------------------------------
+
+def _mask(boxes: torch.Tensor) -> dict[int, np.ndarray]:
+    """Return, per photo, a boolean map of the pixels the boxes cover."""
+    from tlhelpers import data
+
+    masks = {p: np.zeros(photo.shape[1:], bool) for p, photo in enumerate(data._photo_arrays())}
+    for p, top, left, size in boxes.tolist():
+        masks[p][top:top + size, left:left + size] = True
+    return masks
+
+
+def test_photo_crops_shapes_labels_and_pixels():
+    from tlhelpers import data
+
+    ds, boxes = tlh.photo_crops(4, split="train", size=32, seed=0, return_boxes=True)
+    x, y = _check_dataset(ds, n=24, shape=(3, 32, 32))
+    assert torch.bincount(y).tolist() == [4] * 6
+    photos = data._photo_arrays()
+    assert len(photos) == len(tlh.PHOTOS) == 3
+    for img, label, (p, top, left, size) in zip(x, y.tolist(), boxes.tolist()):
+        assert p == label // 2
+        # a crop of class 2p lies in the top half of photo p, of class 2p+1 in the bottom half
+        half = photos[p].shape[1] // 2
+        assert (top + size <= half) if label % 2 == 0 else (top >= half)
+        np.testing.assert_array_equal(img.numpy(), photos[p][:, top:top + size, left:left + size])
+
+
+def test_photo_crops_splits_share_no_pixel_and_are_deterministic():
+    masks = {s: _mask(tlh.photo_crops(30, split=s, seed=1, return_boxes=True)[1]) for s in ("train", "val", "test")}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        for p in masks[a]:
+            assert not (masks[a][p] & masks[b][p]).any(), f"{a} and {b} share pixels of photo {p}"
+    again = tlh.photo_crops(3, split="test", seed=2)
+    assert torch.equal(again.tensors[0], tlh.photo_crops(3, split="test", seed=2).tensors[0])
+    assert not torch.equal(again.tensors[0], tlh.photo_crops(3, split="test", seed=3).tensors[0])
+
+
+@pytest.mark.parametrize("kwargs", [dict(split="dev"), dict(split="train", per_class=0),
+                                    dict(split="train", strips=4), dict(split="train", size=500)])
+def test_photo_crops_rejects_bad_arguments(kwargs):
+    kwargs = {"per_class": 2, **kwargs}
+    with pytest.raises(ValueError):
+        tlh.photo_crops(kwargs.pop("per_class"), **kwargs)

@@ -11,7 +11,7 @@ The names below are what notebooks use. The building blocks behind them (``train
 from .backbones import (EfficientNetLite0, SmallCNN, WeightsUnavailableError, imagenet_categories,
                         load_efficientnet_lite0, load_torchvision, preprocess)
 from .batchnorm import recalibrate_bn
-from .data import as_tensors, few_shot, mnist5k, select_classes, uci_digits
+from .data import PHOTOS, as_tensors, few_shot, mnist5k, photo_crops, select_classes, uci_digits
 from .env import available_cpus, device, doctor, seed_everything, set_threads, thread_count
 from .features import body, extract_features, pool_features
 from .measure import domain_classifier_accuracy, linear_probe, median_heuristic_gamma, mmd, transfer_gain
@@ -25,7 +25,7 @@ from .train import History, accuracy, fit
 __all__ = [
     "EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories", "load_efficientnet_lite0",
     "load_torchvision", "preprocess",
-    "as_tensors", "few_shot", "mnist5k", "select_classes", "uci_digits",
+    "PHOTOS", "as_tensors", "few_shot", "mnist5k", "photo_crops", "select_classes", "uci_digits",
     "available_cpus", "device", "doctor", "seed_everything", "set_threads", "thread_count",
     "body", "extract_features", "pool_features",
     "domain_classifier_accuracy", "linear_probe", "median_heuristic_gamma", "mmd", "transfer_gain",

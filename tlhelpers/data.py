@@ -121,3 +121,70 @@ def select_classes(dataset: Dataset | tuple, classes: Sequence[int], *, relabel:
         lookup[torch.tensor(classes)] = torch.arange(len(classes))
         y_sel = lookup[y_sel]
     return TensorDataset(x_sel, y_sel)
+
+
+PHOTOS = ("china", "flower", "grace_hopper")
+PHOTO_SPLITS = ("train", "val", "test")
+
+
+@lru_cache(maxsize=1)
+def _photo_arrays() -> tuple[np.ndarray, ...]:
+    import matplotlib.pyplot as plt
+    from matplotlib import cbook
+    from sklearn.datasets import load_sample_images
+
+    china, flower = load_sample_images().images          # (427, 640, 3) uint8 each
+    hopper = plt.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))  # (600, 512, 3) uint8
+    return tuple(np.ascontiguousarray(p.transpose(2, 0, 1), dtype=np.float32) / 255.0 for p in (china, flower, hopper))
+
+
+def photo_crops(per_class: int, *, split: str, size: int = 32, strips: int = 6, seed: int = 0,
+                return_boxes: bool = False):
+    """Return square crops of three real photos, one class per photo half, from disjoint strips.
+
+    The photos ship offline (scikit-learn's china.jpg and flower.jpg, matplotlib's
+    grace_hopper.jpg). Each photo is cut into a top and a bottom half (6 classes:
+    ``2 * photo + (0 top, 1 bottom)``) and into ``strips`` vertical strips; strip ``i``
+    belongs to split ``PHOTO_SPLITS[i % 3]``. A crop lies inside one strip of one half, so
+    crops of different splits never share a pixel.
+
+    Args:
+        per_class: crops per class, at random positions (crops of one split may overlap).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        size: crop height and width in photo pixels.
+        strips: vertical strips per photo (a multiple of 3, each at least ``size`` wide).
+        seed: picks the crop positions.
+        return_boxes: also return the crops' boxes, an int64 tensor of rows
+            ``(photo, top, left, size)``.
+
+    Returns:
+        A TensorDataset of (per_class * 6, 3, size, size) images in [0, 1] and labels,
+        and the boxes if asked.
+    """
+    if split not in PHOTO_SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {list(PHOTO_SPLITS)}")
+    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
+        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    if not isinstance(strips, int) or strips < 3 or strips % 3:
+        raise ValueError(f"strips must be a positive multiple of 3, got {strips!r}")
+    photos = _photo_arrays()
+    narrowest = min(min(p.shape[1] // 2, p.shape[2] // strips) for p in photos)
+    if not isinstance(size, int) or not 1 <= size <= narrowest:
+        raise ValueError(f"size must be an int between 1 and {narrowest} (a strip of half a photo), got {size!r}")
+    mine = [i for i in range(strips) if PHOTO_SPLITS[i % 3] == split]
+    rng = np.random.default_rng(seed)
+    images, labels, boxes = [], [], []
+    for p, photo in enumerate(photos):
+        _, h, w = photo.shape
+        edges = np.linspace(0, w, strips + 1).astype(int)
+        for half in (0, 1):
+            top0, top1 = (0, h // 2) if half == 0 else (h // 2, h)
+            for _ in range(per_class):
+                strip = mine[rng.integers(len(mine))]
+                top = int(rng.integers(top0, top1 - size + 1))
+                left = int(rng.integers(edges[strip], edges[strip + 1] - size + 1))
+                images.append(photo[:, top:top + size, left:left + size])
+                labels.append(2 * p + half)
+                boxes.append((p, top, left, size))
+    dataset = TensorDataset(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64))
+    return (dataset, torch.tensor(boxes, dtype=torch.int64)) if return_boxes else dataset
