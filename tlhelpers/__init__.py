@@ -4,9 +4,9 @@ Each helper is first built by hand in a notebook, then used from here. Importing
 package does no heavy work (no device probing, no downloads, no data reads); it only sets
 the thread policy (``tlh.set_threads``), so every notebook keeps its pace on shared cores.
 
-The names below are what notebooks use. The building blocks behind them (``train.evaluate``,
-``train.train_one_epoch``, ``train.make_loader``, ``features.feature_model``,
-``shifts.add_noise``, ``shifts.shift``) stay importable from their modules.
+The names below are what notebooks use. Building blocks no notebook calls
+(``features.feature_model``, ``shifts.add_noise``, ``shifts.shift``) stay importable from
+their modules.
 """
 from .backbones import (EfficientNetLite0, SmallCNN, WeightsUnavailableError, imagenet_categories,
                         load_efficientnet_lite0, load_torchvision, preprocess)
@@ -20,7 +20,7 @@ from .plots import (plot_confusion_matrix, plot_curves, plot_grid, plot_history,
 from .shifts import fit_to_frame, invert, photo_background, render_digits, render_glyphs, rotate
 from .surgery import (count_parameters, freeze, layer_names, param_groups, replace_head, trainable_parameters,
                       unfreeze)
-from .train import History, accuracy, fit
+from .train import History, accuracy, evaluate, fit, make_loader, train_one_epoch
 
 __all__ = [
     "EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories", "load_efficientnet_lite0",
@@ -34,7 +34,7 @@ __all__ = [
     "show_filters", "show_images",
     "count_parameters", "freeze", "layer_names", "param_groups", "replace_head", "trainable_parameters", "unfreeze",
     "recalibrate_bn",
-    "History", "accuracy", "fit",
+    "History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch",
 ]
 __version__ = "0.1.0"
 

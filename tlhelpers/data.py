@@ -163,13 +163,13 @@ def photo_crops(per_class: int, *, split: str, size: int = 32, strips: int = 6, 
     """
     if split not in PHOTO_SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {list(PHOTO_SPLITS)}")
-    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
-    if not isinstance(strips, int) or strips < 3 or strips % 3:
+    per_class = whole("per_class", per_class, low=1)
+    strips = whole("strips", strips, low=3)
+    if strips % 3:
         raise ValueError(f"strips must be a positive multiple of 3, got {strips!r}")
     photos = _photo_arrays()
     narrowest = min(min(p.shape[1] // 2, p.shape[2] // strips) for p in photos)
-    if not isinstance(size, int) or not 1 <= size <= narrowest:
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= narrowest:
         raise ValueError(f"size must be an int between 1 and {narrowest} (a strip of half a photo), got {size!r}")
     mine = [i for i in range(strips) if PHOTO_SPLITS[i % 3] == split]
     rng = np.random.default_rng(seed)
