@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def write_result(course: Course, result: dict) -> None:
     from nbgrader.utils import parse_utc
 
     student, assignment = result["student"], result["assignment"]
-    with Gradebook(course.db_url) as gb:
+    with warnings.catch_warnings(), Gradebook(course.db_url) as gb:
+        warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SQLAlchemy chatter
         try:
             gb.find_student(student)
         except MissingEntry:

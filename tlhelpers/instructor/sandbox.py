@@ -25,7 +25,6 @@ with the kernel: code in a submission cannot rewrite its own grade either.
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import resource
