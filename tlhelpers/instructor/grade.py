@@ -16,7 +16,8 @@ penalty, timestamp, the autograded notebook) into ``gradebook.db`` and
 ``nbgrader generate_feedback`` and ``nbgrader export`` work as after ``nbgrader autograde``.
 
 A rerun grades only new or changed submissions (a content hash of the submission, the
-assignment's source and nbgrader_config.py, kept in ``autograded/.tlh-grading.json``);
+assignment's source, nbgrader_config.py and the grading policy's code, kept in
+``autograded/.tlh-grading.json``);
 ``--force`` regrades everything. Exit status: 0 when every submission was graded, 1 when
 some could not be (each is named, with the reason, at the end and in nbgrader.log), 2 on
 a usage error, 3 when no sandbox can start and ``--unsandboxed`` was not given.
@@ -64,7 +65,7 @@ class Course:
     def assignments(self) -> list[str]:
         """Assignments with a source folder and at least one submission."""
         sub = self.root / "submitted"
-        found = {p.parent.name for p in sub.glob("*/*/") if p.is_dir()} if sub.is_dir() else set()
+        found = {p.name for p in sub.glob("*/*") if p.is_dir()} if sub.is_dir() else set()
         return sorted(a for a in found if self.source_dir(a).is_dir())
 
     def submissions(self, assignment: str, students: list[str] | None = None) -> list[tuple[str, Path]]:
@@ -238,14 +239,17 @@ def grade(course: Course, assignments: list[str], *, students: list[str] | None 
     """Grade every new or changed submission of ``assignments``; this process writes every result."""
     from tqdm.auto import tqdm
 
+    from tlhelpers.instructor import grading as policy
+
     config, state, outcome = course.config, State(course), Outcome()
+    rules = {"nbgrader_config.py": config, "grading.py": Path(policy.__file__).read_bytes()}
     pending = []
     for assignment in assignments:
         source = read_tree(course.source_dir(assignment))
         duedate = _duedate(course, assignment)
         for student, folder in course.submissions(assignment, students):
             files = read_tree(folder)
-            digest = content_hash(files, source, {"nbgrader_config.py": config})
+            digest = content_hash(files, source, rules)
             key = f"{student}/{assignment}"
             if not force and state.current(key, digest) and (course.root / "autograded" / key).is_dir():
                 outcome.skipped += 1

@@ -191,6 +191,10 @@ def grade_one(job: dict) -> dict:
         spec = {k: job.get(k) for k in ("student", "assignment", "duedate", "cell_timeout")}
         (private / "job.json").write_text(json.dumps(spec))
         sandboxed = bool(job.get("sandbox", True))
+        if sandboxed and shutil.which(BWRAP) is None:
+            result["reason"] = (f"no sandbox on {result['host']}: bubblewrap is not installed there "
+                                "(install it on every worker, or grade with --unsandboxed)")
+            return result
         root = INSIDE if sandboxed else str(tmp)
         home = tmp / "home"
         kdir = home / ".local" / "share" / "jupyter" / "kernels" / "python3"
