@@ -7,6 +7,7 @@ refusals, and RestoreMissingGradedCells on nbgrader's own data (with nbgrader's 
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,11 @@ def test_sandbox_command_binds_only_the_throwaway_folder_writable(tmp_path):
     text = " ".join(cmd)
     assert ["--bind", str(tmp_path), S.INSIDE] == cmd[cmd.index("--bind"):cmd.index("--bind") + 3]
     assert text.count("--bind ") == 1, "exactly one read-write bind"
-    assert "--unshare-all" in cmd and ["--cap-drop", "ALL"] == cmd[cmd.index("--cap-drop"):cmd.index("--cap-drop") + 2]
+    assert ["--cap-drop", "ALL"] == cmd[cmd.index("--cap-drop"):cmd.index("--cap-drop") + 2]
+    assert {"--unshare-net", "--unshare-pid"} <= set(cmd) or "--unshare-all" in cmd
+    if os.geteuid() == 0:  # root mounts, then drops to nobody before running anything of the submission's
+        assert f"--reuid={S.NOBODY}" in cmd and cmd.index("--reuid=65534") < cmd.index("python")
+        assert "--unshare-user" not in cmd and "--unshare-all" not in cmd
     assert str(REPO) not in text.replace(str(REPO / "tlhelpers"), ""), "the course root is not in the sandbox"
     assert "--die-with-parent" in cmd and "--ro-bind" in cmd
 

@@ -200,7 +200,7 @@ def _stamp() -> str:
 
 
 # --------------------------------------------------------------------------- running the jobs
-RETRYABLE = ("killed by signal", "without a result", "KilledWorker", "worker")
+RETRYABLE = ("killed by signal", "KilledWorker", "worker was lost")  # the machine's fault, not the submission's
 
 
 @dataclass

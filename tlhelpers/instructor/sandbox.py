@@ -16,8 +16,9 @@ Inside the throwaway folder::
 The sandbox (``bwrap``): read-only /usr, /etc, /lib*, /bin, /sbin and the Python
 environment; the tlhelpers package read-only; the throwaway folder read-write, and nothing
 else (no course root, no gradebook, no other submission, no /root or /home, an empty
-/tmp); new user, pid, network, ipc and uts namespaces (no network at all, a loopback for
-the kernel's own sockets), all capabilities dropped; memory, file-size and process limits
+/tmp); new pid, network, ipc and uts namespaces (no network at all, a loopback for the
+kernel's own sockets), an unprivileged user (``nobody`` when the grader is root) and no
+capabilities; memory, file-size and process limits
 (setrlimit) and a wall-time limit for the whole submission. The student's kernel runs in a
 second, nested sandbox that also hides the private course (its gradebook, the hidden tests,
 the results file) and shares only the notebook's own folder, and whose processes all die
@@ -51,7 +52,8 @@ def sandbox_problem() -> str | None:
         return ("bubblewrap is not installed (`apt-get install bubblewrap`, Debian/Ubuntu package "
                 "`bubblewrap`; or `dnf install bubblewrap`)")
     try:
-        proc = subprocess.run([path, *_system_binds(), "--unshare-all", "--cap-drop", "ALL", "--die-with-parent",
+        roots = [a for root in _python_roots() for a in ("--ro-bind", root, root)]
+        proc = subprocess.run([path, *_system_binds(), *roots, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent",
                                "--proc", "/proc", "--dev", "/dev", sys.executable, "-c", "print('ok')"],
                               capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -80,8 +82,6 @@ def _system_binds() -> list[str]:
     for d in SYSTEM_DIRS:
         if os.path.lexists(d):
             args += ["--ro-bind", d, d] if not os.path.islink(d) else ["--symlink", os.readlink(d), d]
-    for root in _python_roots():
-        args += ["--ro-bind", root, root]
     return args
 
 
@@ -91,15 +91,44 @@ def _package_dir() -> str:
     return os.path.dirname(os.path.abspath(tlhelpers.__file__))
 
 
+NOBODY = 65534                     # the uid/gid the sandbox runs as when the grader is root
+
+
+def _dirs_for(paths: list[str]) -> list[str]:
+    """``--perms 0755 --dir`` for every ancestor of ``paths`` (bwrap would make them 0700 as root)."""
+    args, seen = [], set()
+    for path in paths:
+        parts = Path(path).parts
+        for i in range(2, len(parts)):
+            d = str(Path(*parts[:i]))
+            if d not in seen and not d.startswith(SYSTEM_DIRS):
+                seen.add(d)
+                args += ["--perms", "0755", "--dir", d]
+    return args
+
+
 def bwrap_command(workdir: Path, inner: list[str]) -> list[str]:
-    """The bwrap command line that runs ``inner`` with only ``workdir`` writable (at /grading)."""
-    return [BWRAP, *_system_binds(),
-            "--ro-bind", _package_dir(), f"{INSIDE_LIB}/tlhelpers",
+    """The bwrap command line that runs ``inner`` with only ``workdir`` writable (at /grading).
+
+    Run by root, bwrap mounts as root and the command inside drops to ``nobody`` with
+    setpriv (a user namespace would map the sandbox's user to root outside, the owner of
+    /etc/shadow); run by anyone else, a user namespace maps it to that user.
+    """
+    lib = f"{INSIDE_LIB}/tlhelpers"
+    if os.geteuid() == 0:
+        who = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+               "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        inner = [shutil.which("setpriv") or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 *inner]
+    else:
+        who = ["--unshare-all", "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000"]
+    return [BWRAP, *_system_binds(), *_dirs_for(_python_roots() + [lib]),
+            *[a for root in _python_roots() for a in ("--ro-bind", root, root)],
+            "--ro-bind", _package_dir(), lib,
             "--bind", str(workdir), INSIDE,
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-            "--unshare-all", "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000",
-            "--hostname", "grading", "--die-with-parent", "--new-session",
-            "--chdir", f"{INSIDE}/private/course", *inner]
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+            *who, "--hostname", "grading", "--die-with-parent", "--new-session",
+            "--chdir", "/", *inner]  # (root without capabilities may not enter a folder nobody owns)
 
 
 def kernel_spec(private: str, notebook_dir: str, *, sandboxed: bool) -> dict:
@@ -212,6 +241,9 @@ def grade_one(job: dict) -> dict:
                "JUPYTER_CONFIG_DIR": f"{root}/home/.jupyter", "IPYTHONDIR": f"{root}/home/.ipython",
                "MPLCONFIGDIR": f"{root}/home/.config/matplotlib",
                "PYTHONPATH": INSIDE_LIB if sandboxed else os.path.dirname(_package_dir())}
+        if sandboxed and os.geteuid() == 0:  # the sandbox runs as nobody: it owns its throwaway folder
+            for path in [tmp, *tmp.rglob("*")]:
+                os.lchown(path, NOBODY, NOBODY)
         inner = [sys.executable, "-m", "tlhelpers.instructor.sandbox", "inner", f"{root}/private"]
         cmd = bwrap_command(tmp, inner) if sandboxed else inner
         timeout = float(job.get("timeout_s") or 1800)
