@@ -220,7 +220,7 @@ def graded(tmp_path_factory, probe_source) -> GradedClass:
     nbgrader(course, "db", "student", "add", "solution-probe", f"--first-name={first}", f"--last-name={last}",
              "--email=probe@example.org")
     listed = nbgrader(course, "db", "student", "list").stdout
-    assert "solution-probe (Müller, Zoë)" in listed and "partial-noisy" in listed, listed
+    assert "solution-probe (Müller, Zoë)" in listed and ("partial-noisy" in listed or HOST is None), listed
     nbgrader(course, "db", "assignment", "add", "probe", "--duedate=2100-01-01 17:00:00 UTC")  # updates it
     for case in cases.values():
         submit(course, case.student, case.assignment, case.notebook, case.nb, filename=case.filename)
