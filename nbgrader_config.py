@@ -6,8 +6,9 @@ feedback/, gradebook.db, nbgrader.log, grades.csv) lives next to this file and i
 committed. docs/instructors.md walks through the whole loop.
 
 Besides the layout, this file sets a grading policy on top of nbgrader 0.9.6's defaults:
-the extra steps (stderr does not zero a test, a dead kernel fails only what is left, huge
-outputs are cut, code that touches the grader is flagged, feedback hides hidden tests)
+the extra steps (a deleted graded cell is put back where it was, stderr does not zero a
+test, a dead kernel fails only what is left, huge outputs are cut, code that touches the
+grader is flagged, feedback hides hidden tests)
 are in tlhelpers/instructor/grading.py; the settings below put deleted test cells back
 (``OverwriteCells.add_missing_cells``), give every cell a time limit after which the
 kernel is interrupted and grading goes on, and stop slow output from abandoning a
@@ -25,7 +26,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     SaveAutoGrades)
 
 from tlhelpers.instructor.grading import (CourseExecute, DropEmptyNbgraderMetadata, FlagSuspiciousCode, GradeOnErrorsOnly,
-                               HideHiddenTests, LimitOutputSize, StripLockedCellTags)
+                               HideHiddenTests, LimitOutputSize, RestoreMissingGradedCells, StripLockedCellTags)
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -41,7 +42,8 @@ c.NbGrader.log_format = "%(color)s[%(name)s | %(levelname)s | %(asctime)s]%(end_
 
 # --- grading policy (tlhelpers/instructor/grading.py): nbgrader's default steps with ours inserted ---
 c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DeduplicateIds, DropEmptyNbgraderMetadata, OverwriteKernelspec, OverwriteCells,
+    ClearOutput, DeduplicateIds, DropEmptyNbgraderMetadata, OverwriteKernelspec, RestoreMissingGradedCells,
+    OverwriteCells,
     StripLockedCellTags, CheckCellMetadata,
 ]
 c.Autograde.autograde_preprocessors = [
@@ -50,7 +52,8 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 
-c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back and run
+c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back and run (RestoreMissingGradedCells
+                                           # does it first, at the source position, written answers too)
 c.Execute.timeout = 120                    # seconds per cell; then interrupt, fail the cell, go on
 c.Execute.interrupt_on_timeout = True
 c.Execute.iopub_timeout = 30               # wait this long for a cell's output to finish arriving...

@@ -3,11 +3,11 @@
 Nothing here runs at import time. The browser test drives the course the way people use it:
 a student opens a released notebook in JupyterLab, runs the first cells, answers the first
 exercise and presses nbgrader's Validate button; an instructor opens the formgrader.
+Notebook utilities (nbgrader cells, answers without markers) are tests/notebook_helpers.py's.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -21,6 +21,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from apt_helpers import ensure_binary
+from notebook_helpers import assignment_ids, grade_id, is_answer, meta, read, strip_markers
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -42,7 +45,6 @@ CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "goo
 # own marker for a grading run, which a student's session is not.
 ENV_NOT_PASSED = ("MPLBACKEND", "NBGRADER_EXECUTION")
 APT_PACKAGES = ("chromium", "chromium-driver")
-APT_LOCK_FILE = Path("/tmp/tlhelpers-apt-chromium.lock")
 
 
 # ----------------------------------------------------------------------------- the browser
@@ -57,58 +59,9 @@ def find_chromium() -> str | None:
     return None
 
 
-def _run_logged(cmd: list[str], log, timeout: float) -> int:
-    log.write(f"$ {' '.join(cmd)}\n")
-    log.flush()
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
-
-
 def install_chromium(log_path: Path, *, lock_timeout: float = 600, step_timeout: float = 900) -> tuple[str | None, str]:
-    """Find Chromium or install Debian's chromium + chromium-driver with apt-get.
-
-    Returns ``(path, "")`` when a browser is there, else ``(None, reason)``. Installs only as
-    root with apt-get available; a file lock keeps parallel test workers from racing, and
-    apt waits for dpkg's own lock instead of failing when another apt runs.
-    """
-    path = find_chromium()
-    if path:
-        return path, ""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return None, "chromium not installed and cannot apt-get install it (not root)"
-    if shutil.which("apt-get") is None:
-        return None, "chromium not installed and apt-get is not available to install it"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(APT_LOCK_FILE, "w") as lock, open(log_path, "a") as log:
-        deadline = time.monotonic() + lock_timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return None, f"chromium not installed: gave up waiting {lock_timeout:.0f} s for {APT_LOCK_FILE}"
-                time.sleep(2)
-        try:
-            path = find_chromium()  # another worker may have installed it while we waited
-            if path:
-                return path, ""
-            wait = ["-o", "DPkg::Lock::Timeout=300"]
-            try:
-                if _run_logged(["apt-get", *wait, "update"], log, step_timeout) != 0:
-                    return None, f"chromium not installed: apt-get update failed (log: {log_path})"
-                rc = _run_logged(["apt-get", *wait, "install", "-y", "--no-install-recommends", *APT_PACKAGES],
-                                 log, step_timeout)
-            except subprocess.TimeoutExpired:
-                return None, f"chromium not installed: apt-get took over {step_timeout:.0f} s (log: {log_path})"
-            if rc != 0:
-                return None, f"chromium not installed: apt-get install failed with {rc} (log: {log_path})"
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    path = find_chromium()
-    if path:
-        return path, ""
-    return None, f"apt-get installed {' '.join(APT_PACKAGES)} but no chromium binary was found (log: {log_path})"
+    """Find Chromium or install Debian's chromium + chromium-driver with apt-get (as root; see apt_helpers)."""
+    return ensure_binary(find_chromium, APT_PACKAGES, log_path, lock_timeout=lock_timeout, step_timeout=step_timeout)
 
 
 # ----------------------------------------------------------------------------- the course
@@ -126,22 +79,12 @@ def pick_released_notebook(course_dir: Path, prefer: str = "00-setup") -> Path |
 
 def assignments_with_sources(solutions_dir: Path) -> list[str]:
     """Assignment ids the formgrader should list: folders of solutions/ holding a notebook."""
-    return sorted(p.name for p in solutions_dir.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+    return [aid for aid in assignment_ids(solutions_dir) if any((solutions_dir / aid).glob("*.ipynb"))]
 
 
-def _nbgrader(cell: dict) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def _is_exercise(cell: dict) -> bool:
+def _is_exercise(cell) -> bool:
     """An nbgrader answer cell (solution) or test cell (grade)."""
-    return bool(_nbgrader(cell).get("solution") or _nbgrader(cell).get("grade"))
-
-
-def strip_solution_markers(source: str) -> str:
-    """The solution as a student would type it: the nbgrader markers removed, nothing else."""
-    return "\n".join(line for line in source.split("\n")
-                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    return bool(meta(cell).get("solution") or meta(cell).get("grade"))
 
 
 @dataclass
@@ -169,28 +112,27 @@ def plan_student_run(released: Path, source: Path | None, max_code_cells: int = 
     At most ``max_code_cells`` code cells before the first exercise and as many after it, so a
     long notebook keeps the test short.
     """
-    cells = json.loads(released.read_text(encoding="utf-8"))["cells"]
+    cells = read(released).cells
     first = next((i for i, c in enumerate(cells) if _is_exercise(c)), len(cells))
-    before = [i for i in range(first) if cells[i]["cell_type"] == "code"]
+    before = [i for i in range(first) if cells[i].cell_type == "code"]
     code = before[:max_code_cells]
     run_first = code[-1] + 1 if len(before) > max_code_cells else first
     plan = StudentPlan(run_first=run_first, code_cells=code)
     if run_first < first or first == len(cells) or source is None or not source.exists():
         return plan
     cell = cells[first]
-    meta = _nbgrader(cell)
-    if cell["cell_type"] != "code" or not meta.get("solution"):
+    gid = grade_id(cell)
+    if cell.cell_type != "code" or not is_answer(cell):
         return plan
-    solutions = {_nbgrader(c).get("grade_id"): "".join(c["source"])
-                 for c in json.loads(source.read_text(encoding="utf-8"))["cells"] if _nbgrader(c).get("solution")}
-    if meta.get("grade_id") not in solutions:
+    solutions = {grade_id(c): c.source for c in read(source).cells if is_answer(c)}
+    if gid not in solutions:
         return plan
-    end = next((i for i in range(first + 1, len(cells)) if _nbgrader(cells[i]).get("solution")), len(cells))
-    after = [i for i in range(first, end) if cells[i]["cell_type"] == "code"][:max_code_cells]
+    end = next((i for i in range(first + 1, len(cells)) if is_answer(cells[i])), len(cells))
+    after = [i for i in range(first, end) if cells[i].cell_type == "code"][:max_code_cells]
     plan.answer_cell = first
-    plan.answer = strip_solution_markers(solutions[meta["grade_id"]])
+    plan.answer = strip_markers(solutions[gid])
     plan.run_after = after[-1] + 1 - first
-    plan.answered_tests = ["".join(cells[i]["source"]) for i in after if _nbgrader(cells[i]).get("grade")]
+    plan.answered_tests = [cells[i].source for i in after if meta(cells[i]).get("grade")]
     plan.code_cells += after
     return plan
 

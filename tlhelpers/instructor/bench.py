@@ -8,6 +8,8 @@ every number slower and noisier)::
     python -m tlhelpers.instructor.bench notebooks --busy 2  # ... beside two CPU-bound processes (a shared machine)
     python -m tlhelpers.instructor.bench notebooks --threads 2   # ... with another torch thread count
     python -m tlhelpers.instructor.bench features --sizes 64 --images 128 --repeats 3   # a quick look
+    python -m tlhelpers.instructor.bench grading --submissions 30 --jobs 2 --assignment 00-setup
+        # sequential `nbgrader autograde` vs `python -m tlhelpers.instructor.grade --jobs 2`
 
 Every timing is a median over ``--repeats`` runs after ``--warmup`` untimed runs.
 """
@@ -318,6 +320,73 @@ def _bench_one(path: Path, args) -> dict:
     return row
 
 
+# ---------------------------------------------------------------- grading a class
+def _grading_course(root: Path, assignment: str, students: int) -> Path:
+    """A course folder with ``students`` copies of the assignment's solution submitted (graded in full)."""
+    import shutil
+    import subprocess
+
+    root.mkdir(parents=True)
+    shutil.copy("nbgrader_config.py", root / "nbgrader_config.py")
+    shutil.copytree(Path("solutions") / assignment, root / "solutions" / assignment)
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"], cwd=root,
+                   check=True, capture_output=True)
+    for path in sorted((root / "solutions" / assignment).glob("*.ipynb")):
+        for i in range(students):
+            folder = root / "submitted" / f"student{i:03d}" / assignment
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, folder / path.name)
+    return root
+
+
+def bench_grading(args) -> list[dict]:
+    """Sequential ``nbgrader autograde`` vs the grade command with ``--jobs``, and a projection."""
+    import subprocess
+
+    _header(f"grading {args.submissions} submissions of {args.assignment}")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    env.pop("NBGRADER_EXECUTION", None)
+    notebook = sorted((Path("solutions") / args.assignment).glob("*.ipynb"))[0]
+    alone, status, _ = _execute(notebook, timeout=600)
+    print(f"  the notebook alone: {alone:.1f} s ({status})", flush=True)
+    with tempfile.TemporaryDirectory(prefix="tlh-bench-grading-") as tmp:
+        seq = _grading_course(Path(tmp) / "sequential", args.assignment, args.submissions)
+        par = _grading_course(Path(tmp) / "parallel", args.assignment, args.submissions)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nbgrader", "autograde", args.assignment], cwd=seq, env=env,
+                       check=True, capture_output=True)
+        t_seq = time.perf_counter() - start
+        print(f"  sequential nbgrader autograde: {t_seq:.1f} s", flush=True)
+        start = time.perf_counter()
+        cmd = [sys.executable, "-m", "tlhelpers.instructor.grade", args.assignment, "--jobs", str(args.jobs),
+               "--no-progress"] + (["--unsandboxed"] if args.unsandboxed else [])
+        proc = subprocess.run(cmd, cwd=par, env=env, capture_output=True, text=True)
+        t_par = time.perf_counter() - start
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:])
+        import re
+
+        per = [float(x) for x in re.findall(r": graded in ([\d.]+) s on", (par / "nbgrader.log").read_text())]
+    core_s = t_par * args.jobs / args.submissions
+    rows = [{"assignment": args.assignment, "submissions": args.submissions, "jobs": args.jobs,
+             "notebook_alone_s": alone, "sequential_s": t_seq, "command_s": t_par,
+             "speedup": t_seq / t_par, "core_s_per_submission": core_s,
+             "overhead_vs_notebook": core_s / alone,
+             "median_submission_s": statistics.median(per) if per else float("nan")}]
+    r = rows[0]
+    print(f"  grade --jobs {args.jobs}: {t_par:.1f} s; speedup {r['speedup']:.2f}x (goal >= 1.7x on 2 cores)")
+    print(f"  per submission: {core_s:.1f} core-seconds = {r['overhead_vs_notebook']:.2f}x the notebook alone "
+          f"(goal <= 1.2x); median wall per submission {r['median_submission_s']:.1f} s")
+    total = 200 * 11
+    print(f"  projection, 200 students x 11 assignments = {total} submissions at this assignment's cost "
+          f"(scale by the mean notebook time of the course):")
+    for cores in (16, 64, 256):
+        hours = total * core_s / cores / 3600
+        where = "one 16-core machine" if cores == 16 else f"a cluster of {cores} cores"
+        print(f"    {where}: {hours:.1f} h")
+    return rows
+
+
 # ---------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.instructor.bench", description=__doc__.split("\n\n")[0])
@@ -350,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     nbs.add_argument("--strict", action="store_true",
                      help="exit 1 if a notebook or a cell is over budget, not only on errors")
 
+    grd = sub.add_parser("grading", help="sequential nbgrader autograde vs the grade command, with a projection")
+    grd.add_argument("--assignment", default="00-setup", help="assignment id (default 00-setup)")
+    grd.add_argument("--submissions", type=int, default=30, help="copies of the solution graded (default 30)")
+    grd.add_argument("--jobs", type=int, default=2, help="--jobs of the grade command (default 2)")
+    grd.add_argument("--unsandboxed", action="store_true", help="pass --unsandboxed (no bubblewrap here)")
+
     args = parser.parse_args(argv)
     for name in ("images", "naive_images", "batch", "repeats", "timeout"):
         if getattr(args, name, 1) < 1:
@@ -361,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "features":
         rows = bench_features(args)
+        failed = False
+    elif args.command == "grading":
+        rows = bench_grading(args)
         failed = False
     else:
         rows = bench_notebooks(args)

@@ -10,6 +10,9 @@ nbgrader_config.py inserts these steps into nbgrader 0.9's default pipelines.
 * Locked cells keep no tags: nbclient skips a cell tagged ``skip-execution``, so a
   student could tag a test cell and have it "pass" without running.
 * A copied test cell no longer makes nbgrader crash on the whole submission.
+* A deleted graded cell is put back at its place in the source, a written answer empty:
+  nbgrader's own ``add_missing_cells`` finds a place only after a graded cell and fails
+  the whole submission (KeyError) when the cell before it is a locked markdown cell.
 * A kernel that dies (``os._exit``, a segfault, memory) fails the cell that killed it
   and every cell after it, but the notebook is still scored and gets feedback: tests
   that passed before the crash keep their points.
@@ -50,6 +53,64 @@ class DropEmptyNbgraderMetadata(NbGraderPreprocessor):
         if "nbgrader" in cell.metadata and not cell.metadata.nbgrader:
             del cell.metadata["nbgrader"]
         return cell, resources
+
+
+class RestoreMissingGradedCells(NbGraderPreprocessor):
+    """Put back every graded cell the student deleted, where it is in the source notebook.
+
+    Runs before OverwriteCells. The cell goes right after the nearest cell before it in the
+    source that the submission still has (any cell nbgrader knows: locked markdown too),
+    or first. A test cell comes back with its source (OverwriteCells then treats it as any
+    other test cell: it runs and scores); a manually graded answer comes back empty, so it
+    is graded like an unanswered question ("No response." in the Formgrader) instead of
+    nbgrader failing the whole submission with ``KeyError`` (``OverwriteCells.
+    add_missing_cells`` looks only for a graded or answer cell just before it).
+    """
+
+    notification = Unicode("This cell (id:{cell_id}) was missing from the submission and has been put back.\n",
+                           help="prepended to a restored test cell, as a comment").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        import nbformat
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            source_nb = gb.find_notebook(info["notebook"], info["assignment"])
+            order = [(c.name, c.cell_type, c.source, c.checksum, c.locked) for c in source_nb.source_cells]
+            graded = {c.name: c.max_score for c in source_nb.grade_cells}
+            answers = {c.name for c in source_nb.solution_cells}
+        present = {cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells}
+        names = [name for name, *_ in order]
+        for i, (name, cell_type, source, checksum, locked) in enumerate(order):
+            if name not in graded or name in present:
+                continue
+            self.log.warning("Missing graded cell %s: putting it back at its place in the source%s", name,
+                             " (empty: a written answer)" if name in answers else "")
+            new = nbformat.v4.new_code_cell() if cell_type == "code" else nbformat.v4.new_markdown_cell()
+            if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) < (4, 5):
+                new.pop("id", None)
+            new.metadata["nbgrader"] = {"grade": True, "grade_id": name, "locked": bool(locked),
+                                        "points": graded[name], "solution": name in answers, "task": False,
+                                        "schema_version": 3}
+            if name in answers:
+                new.source = ""
+                new.metadata.nbgrader["checksum"] = utils.compute_checksum(new)
+            else:
+                note = self.notification.format(cell_id=name)
+                new.source = ("# " + note if cell_type == "code" else note) + source
+                new.metadata.nbgrader["checksum"] = checksum
+                new.metadata["editable"] = False
+                new.metadata["deletable"] = False
+            at = 0
+            for before in reversed(names[:i]):
+                where = [k for k, cell in enumerate(nb.cells)
+                         if cell.metadata.get("nbgrader", {}).get("grade_id") == before]
+                if where:
+                    at = where[-1] + 1
+                    break
+            nb.cells.insert(at, new)
+            present.add(name)
+        return nb, resources
 
 
 class StripLockedCellTags(NbGraderPreprocessor):

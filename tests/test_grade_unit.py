@@ -1,0 +1,189 @@
+"""Fast checks of the class-grading command's parts (no kernel runs; the end-to-end tests are slow).
+
+tests/test_grade_command.py grades real submissions; here: the content hash and the rerun
+state, the sandbox's command line, the single writer on a real gradebook, the command's
+refusals, and RestoreMissingGradedCells on nbgrader's own data (with nbgrader's failure it fixes).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tlhelpers.instructor import grade as G
+from tlhelpers.instructor import sandbox as S
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_content_hash_changes_with_any_byte_or_name_and_not_with_order():
+    a = {"nb.ipynb": b"{}", "data.csv": b"1,2"}
+    assert G.content_hash(a) == G.content_hash(dict(reversed(list(a.items()))))
+    assert G.content_hash(a) != G.content_hash({**a, "data.csv": b"1,3"})
+    assert G.content_hash(a) != G.content_hash({"nb2.ipynb": b"{}", "data.csv": b"1,2"})
+    assert G.content_hash(a, {"x": b""}) != G.content_hash(a, {"y": b""})
+
+
+def test_state_round_trip_is_atomic_json(tmp_path):
+    course = G.Course(tmp_path)
+    state = G.State(course)
+    assert not state.current("ada/01", "h1")
+    state.record("ada/01", hash="h1", graded_at="now", host="here", seconds=1.0)
+    again = G.State(course)
+    assert again.current("ada/01", "h1") and not again.current("ada/01", "h2")
+    assert not list((tmp_path / "autograded").glob(".tlh-state-*")), "no temporary file left behind"
+
+
+def test_sandbox_command_binds_only_the_throwaway_folder_writable(tmp_path):
+    cmd = S.bwrap_command(tmp_path, ["python", "-c", "pass"])
+    text = " ".join(cmd)
+    assert ["--bind", str(tmp_path), S.INSIDE] == cmd[cmd.index("--bind"):cmd.index("--bind") + 3]
+    assert text.count("--bind ") == 1, "exactly one read-write bind"
+    assert ["--cap-drop", "ALL"] == cmd[cmd.index("--cap-drop"):cmd.index("--cap-drop") + 2]
+    assert {"--unshare-net", "--unshare-pid"} <= set(cmd) or "--unshare-all" in cmd
+    if os.geteuid() == 0:  # root mounts, then drops to nobody before running anything of the submission's
+        assert f"--reuid={S.NOBODY}" in cmd and cmd.index("--reuid=65534") < cmd.index("python")
+        assert "--unshare-user" not in cmd and "--unshare-all" not in cmd
+    assert str(REPO) not in text.replace(str(REPO / "tlhelpers"), ""), "the course root is not in the sandbox"
+    assert "--die-with-parent" in cmd and "--ro-bind" in cmd
+
+
+def test_sandboxed_kernel_hides_the_private_course_and_dies_with_its_processes():
+    spec = S.kernel_spec("/grading/private", "/grading/private/course/autograded/a/x", sandboxed=True)
+    argv = spec["argv"]
+    assert argv[0] == "bwrap" and ["--tmpfs", "/grading/private"] == argv[argv.index("--tmpfs"):argv.index("--tmpfs") + 2]
+    assert "--unshare-pid" in argv and spec["interrupt_mode"] == "message"
+    assert "{connection_file}" in argv
+    assert S.kernel_spec("/p", "/p/n", sandboxed=False)["argv"][0] == sys.executable
+
+
+def _run(args, course: Path, capsys) -> tuple[int, str]:
+    """The command, in process (the same main() as ``python -m tlhelpers.instructor.grade``)."""
+    try:
+        code = G.main([*args, "--course", str(course)])
+    except SystemExit as err:  # argparse's usage errors
+        code = err.code
+    return code, capsys.readouterr().err
+
+
+def test_command_refuses_without_a_course_or_an_assignment(tmp_path, capsys):
+    assert _run(["x"], tmp_path, capsys)[0] == 2
+    (tmp_path / "nbgrader_config.py").write_text("")
+    assert _run([], tmp_path, capsys)[0] == 2
+    assert "no solutions/x/" in _run(["x"], tmp_path, capsys)[1]
+
+
+def test_command_without_a_sandbox_stops_and_names_the_flag(tmp_path, capsys, monkeypatch):
+    (tmp_path / "nbgrader_config.py").write_text("")
+    (tmp_path / "solutions" / "x").mkdir(parents=True)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    code, err = _run(["x"], tmp_path, capsys)
+    assert code == 3, err
+    assert "bubblewrap is not installed" in err and "--unsandboxed" in err
+
+
+# --- nbgrader's own data: a gradebook made by generate_assignment, in process -------------------
+@pytest.fixture(scope="module")
+def probe_gradebook(tmp_path_factory):
+    """A course with probe2 (a written answer right after a locked markdown cell), its gradebook built."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_grade_command import build_probe2
+    from nbgrader.apps.api import NbGraderAPI
+    from traitlets.config import Config
+
+    root = tmp_path_factory.mktemp("restore")
+    build_probe2(root / "solutions" / "probe2")
+    cfg = Config()
+    cfg.CourseDirectory.root = str(root)
+    cfg.CourseDirectory.source_directory = "solutions"
+    cfg.CourseDirectory.release_directory = "course"
+    done = NbGraderAPI(config=cfg).generate_assignment("probe2", force=True)
+    assert done["success"], done
+    return root
+
+
+def _resources(root: Path) -> dict:
+    return {"nbgrader": {"db_url": f"sqlite:///{root / 'gradebook.db'}", "notebook": "probe2",
+                         "assignment": "probe2", "student": "s"}}
+
+
+def _without(root: Path, gid: str):
+    import nbformat
+
+    nb = nbformat.read(str(root / "course" / "probe2" / "probe2.ipynb"), as_version=4)
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != gid]
+    return nb
+
+
+def test_nbgrader_alone_cannot_restore_a_written_answer_after_a_locked_markdown_cell(probe_gradebook):
+    from nbgrader.preprocessors import OverwriteCells
+
+    nb = _without(probe_gradebook, "interpret")
+    with pytest.raises(KeyError):
+        OverwriteCells(add_missing_cells=True).preprocess(nb, _resources(probe_gradebook))
+
+
+@pytest.mark.parametrize("gid", ["interpret", "correct_square", "correct_cube"])
+def test_restore_missing_graded_cells_puts_the_cell_back_at_its_source_position(probe_gradebook, gid):
+    from nbgrader import utils
+    from nbgrader.preprocessors import OverwriteCells
+
+    from tlhelpers.instructor.grading import RestoreMissingGradedCells
+
+    full = _without(probe_gradebook, "nothing")
+    nb, _ = RestoreMissingGradedCells().preprocess(_without(probe_gradebook, gid), _resources(probe_gradebook))
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert ids == [c.metadata.get("nbgrader", {}).get("grade_id") for c in full.cells]
+    cell = nb.cells[ids.index(gid)]
+    assert utils.is_grade(cell)
+    if gid == "interpret":
+        assert cell.source == "" and utils.is_solution(cell) and cell.cell_type == "markdown"
+    else:
+        assert "assert" in cell.source and not utils.is_solution(cell)
+    nb, _ = OverwriteCells(add_missing_cells=True).preprocess(copy.deepcopy(nb), _resources(probe_gradebook))
+    assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells] == ids, "nothing added twice"
+
+
+def test_config_restores_before_overwriting():
+    import runpy
+
+    from traitlets.config import Config
+
+    c = Config()
+    runpy.run_path(str(REPO / "nbgrader_config.py"), init_globals={"get_config": lambda: c})
+    names = [k.__name__ for k in c.Autograde.sanitize_preprocessors]
+    assert names.index("RestoreMissingGradedCells") < names.index("OverwriteCells")
+
+
+# --- the single writer --------------------------------------------------------------------
+def test_writer_copies_a_result_into_the_gradebook_and_keeps_manual_grades(probe_gradebook, tmp_path):
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    course = G.Course(tmp_path)
+    shutil.copy(probe_gradebook / "gradebook.db", tmp_path / "gradebook.db")
+    result = {"student": "ada", "assignment": "probe2", "ok": True, "timestamp": "2030-01-01T10:00:00",
+              "notebooks": {"probe2": {"late_submission_penalty": None,
+                                       "grades": {"correct_square": {"auto_score": 1.0, "needs_manual_grade": False},
+                                                  "correct_cube": {"auto_score": 0.0, "needs_manual_grade": False},
+                                                  "interpret": {"auto_score": None, "needs_manual_grade": True}},
+                                       "comments": {"interpret": {"auto_comment": "No response."}}}},
+              "autograded": {"probe2.ipynb": b"{}", "../escape.txt": b"x", G.STATE_FILE: b"forged"}}
+    G.write_result(course, result)
+    with Gradebook(course.db_url) as gb:
+        nb = gb.find_submission_notebook("probe2", "probe2", "ada")
+        got = {g.name: (g.auto_score, g.needs_manual_grade) for g in nb.grades}
+        nb.grades[[g.name for g in nb.grades].index("correct_cube")].manual_score = 0.5  # a grader's score
+        gb.db.commit()
+    assert got == {"correct_square": (1.0, False), "correct_cube": (0.0, False), "interpret": (None, True)}
+    assert (tmp_path / "autograded" / "ada" / "probe2" / "probe2.ipynb").read_bytes() == b"{}"
+    assert not (tmp_path / "autograded" / "ada" / "escape.txt").exists(), "no path outside the folder"
+    assert not (tmp_path / "autograded" / "ada" / "probe2" / G.STATE_FILE).exists()
+    G.write_result(course, result)  # regraded: the manual score stays and is marked for review
+    with Gradebook(course.db_url) as gb:
+        cube = [g for g in gb.find_submission_notebook("probe2", "probe2", "ada").grades if g.name == "correct_cube"][0]
+        assert cube.manual_score == 0.5 and cube.needs_manual_grade

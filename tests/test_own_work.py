@@ -1,0 +1,145 @@
+"""Own work earns the points: an answer that only delegates to tlhelpers scores 0 on its exercise.
+
+For every graded solution function that tlhelpers also provides (same name, or one of the
+aliases below), one submission is the solution with that single answer replaced by a
+call to the package. The whole set is one class, graded in parallel by
+``python -m tlhelpers.instructor.grade`` (sandboxed where bubblewrap can start). Each
+delegating answer must score 0 on the test cells of its exercise, and those cells must
+fail because of ``tlhelpers.instructor.checks.forbid`` (its message is in the output),
+not by accident (a TypeError from a wrong adapter would prove nothing).
+
+A case whose hidden tests do not use ``forbid`` yet is expected to fail (xfail, with the
+assignment named), so this test shows which assignments still leak.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import tlhelpers as tlh
+from cheat_submissions import defined_names
+from grading_helpers import (COURSE, SOLUTIONS, Assignment, assignment_ids, find, grade_id, grades, is_test,
+                             make_course, nbgrader, notebooks, read, submit)
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+FORBID_MESSAGE = "earns no points"   # the end of checks.forbid's refusal message
+
+# solution function -> an answer that only calls the package (same signature as the exercise)
+ALIASES = {
+    "mmd_rbf": "def mmd_rbf(x, y, gamma):\n    return tlh.mmd(x, y, gamma=gamma)",
+    "count_parameters": ("def count_parameters(model, trainable_only=False):\n"
+                         "    return tlh.count_parameters(model, trainable=trainable_only)"),
+    "extract_features": ("def extract_features(model, images, layer, *, batch_size=64):\n"
+                         "    return tlh.extract_features(model, images, layer=layer, batch_size=batch_size, "
+                         "progress=False)"),
+    "freeze_before": "def freeze_before(model, layer_name):\n    return tlh.freeze(model, until=layer_name)",
+    "discriminative_param_groups": ("def discriminative_param_groups(model, groups, base_lr, lr_mult):\n"
+                                    "    return tlh.param_groups(model, groups, lr=base_lr, lr_mult=lr_mult)"),
+}
+PREFIX = "import tlhelpers as tlh\n"
+
+
+@dataclass
+class Delegation:
+    assignment: str
+    answer: str          # grade_id of the answer cell
+    function: str
+    source: str          # the delegating answer
+    tests: list[str]     # grade_ids of the exercise's test cells
+
+    @property
+    def student(self) -> str:
+        return f"delegate-{self.function}"
+
+
+def _generic(function: str) -> str:
+    return f"def {function}(*args, **kwargs):\n    return tlh.{function}(*args, **kwargs)"
+
+
+def delegations() -> list[Delegation]:
+    """Every graded solution function that the package also has, with the test cells of its exercise."""
+    found = []
+    for aid in assignment_ids():
+        if len(notebooks(SOLUTIONS / aid)) != 1 or len(notebooks(COURSE / aid)) != 1:
+            continue
+        a = Assignment.load(aid)
+        cells = a.source.cells
+        for k, gid in enumerate(a.answers):
+            for function in defined_names(a.answer(gid))[0]:
+                if function in ALIASES:
+                    source = ALIASES[function]
+                elif hasattr(tlh, function) and callable(getattr(tlh, function)):
+                    source = _generic(function)
+                else:
+                    continue
+                start = next(i for i, c in enumerate(cells) if grade_id(c) == gid)
+                tests = []
+                for cell in cells[start + 1:]:
+                    if grade_id(cell) in a.answers:
+                        break
+                    if is_test(cell):
+                        tests.append(grade_id(cell))
+                if tests:
+                    found.append(Delegation(aid, gid, function, PREFIX + source, tests))
+    return found
+
+
+CASES = delegations()
+
+
+def _uses_forbid(d: Delegation) -> bool:
+    a = Assignment.load(d.assignment)
+    return any("forbid(" in find(a.source, gid).source for gid in d.tests)
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """All delegating submissions in one class, graded in parallel by the grade command."""
+    from tlhelpers.instructor.sandbox import sandbox_problem
+
+    root = tmp_path_factory.mktemp("own-work")
+    course = make_course(root / "course", sorted({d.assignment for d in CASES}))
+    nbgrader(course, "generate_assignment", "*", "--force")
+    for d in CASES:
+        a = Assignment.load(d.assignment, course / "solutions", course / "course")
+        answers = {gid: a.answer(gid) for gid in a.answers}
+        answers[d.answer] = d.source
+        submit(course, d.student, d.assignment, a.name, a.student_copy(answers))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.pop("NBGRADER_EXECUTION", None)
+    extra = ["--unsandboxed"] if sandbox_problem() else []
+    proc = subprocess.run([sys.executable, "-m", "tlhelpers.instructor.grade", "--all", "--no-progress",
+                           "--cell-timeout=90", *extra], cwd=course, env=env, capture_output=True, text=True,
+                          timeout=3600)
+    return course, proc
+
+
+@pytest.mark.parametrize("case", [pytest.param(d, id=f"{d.assignment}:{d.function}",
+                                               marks=[] if _uses_forbid(d) else pytest.mark.xfail(
+                                                   reason=f"{d.assignment}: the test cells of {d.function} do not "
+                                                          f"use tlhelpers.instructor.checks.forbid yet: a delegating "
+                                                          f"answer still earns their points", strict=False))
+                                  for d in CASES])
+def test_an_answer_that_only_delegates_to_the_package_scores_zero(graded_class, case):
+    course, proc = graded_class
+    a = Assignment.load(case.assignment, course / "solutions", course / "course")
+    got = grades(course, case.assignment, case.student, a.name)
+    earned = {gid: got[gid].score for gid in case.tests if got[gid].score}
+    assert not earned, f"{case.student} earned points on {case.assignment} by calling the package: {earned}"
+    nb = read(course / "autograded" / case.student / case.assignment / f"{a.name}.ipynb")
+    messages = " ".join(str(o.get("evalue", "")) for gid in case.tests for o in find(nb, gid).get("outputs", []))
+    assert FORBID_MESSAGE in messages, (f"{case.tests} failed, but not because of forbid (the delegation itself "
+                                        f"may be wrong): {messages[:500]}")
+
+
+def test_every_alias_names_a_real_package_function():
+    """The aliases above call tlhelpers functions that exist (a rename would make the cases vacuous)."""
+    for name in ("mmd", "count_parameters", "extract_features", "freeze", "param_groups"):
+        assert callable(getattr(tlh, name)), name

@@ -1,0 +1,341 @@
+"""Grade ONE submission in a throwaway folder, inside a bubblewrap sandbox (used by ``grade``).
+
+``grade_one(job)`` is what a worker runs (a local thread, or a Dask worker on another
+machine): it receives the submission and its assignment's source as bytes, so it needs no
+shared file system, and returns the results as plain data. Nothing here touches the real
+course folder or gradebook; ``tlhelpers.instructor.grade`` is the single writer.
+
+Inside the throwaway folder::
+
+    <tmp>/private/course/nbgrader_config.py     the course's grading policy (a copy)
+    <tmp>/private/course/solutions/<id>/...      this assignment's source only
+    <tmp>/private/course/submitted/<student>/<id>/...   this submission only
+    <tmp>/private/course/gradebook.db            a private gradebook (this student only)
+    <tmp>/home/                                  $HOME of the run (kernelspec, caches)
+
+The sandbox (``bwrap``): read-only /usr, /etc, /lib*, /bin, /sbin and the Python
+environment; the tlhelpers package read-only; the throwaway folder read-write, and nothing
+else (no course root, no gradebook, no other submission, no /root or /home, an empty
+/tmp); new pid, network, ipc and uts namespaces (no network at all, a loopback for the
+kernel's own sockets), an unprivileged user (``nobody`` when the grader is root) and no
+capabilities; memory, file-size and process limits
+(setrlimit) and a wall-time limit for the whole submission. The student's kernel runs in a
+second, nested sandbox that also hides the private course (its gradebook, the hidden tests,
+the results file) and shares only the notebook's own folder, and whose processes all die
+with the kernel: code in a submission cannot rewrite its own grade either.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BWRAP = "bwrap"
+SYSTEM_DIRS = ("/usr", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin")
+INSIDE = "/grading"                 # the throwaway folder, seen from inside the sandbox
+INSIDE_LIB = "/opt/tlh-lib"         # the tlhelpers package, read-only, on PYTHONPATH
+MAX_RESULT_BYTES = 200_000_000      # files brought back from one submission, in all
+
+
+# --------------------------------------------------------------------------- availability
+def sandbox_problem() -> str | None:
+    """None when a bubblewrap sandbox can start here, else the reason it cannot (in words)."""
+    path = shutil.which(BWRAP)
+    if path is None:
+        return ("bubblewrap is not installed (`apt-get install bubblewrap`, Debian/Ubuntu package "
+                "`bubblewrap`; or `dnf install bubblewrap`)")
+    try:
+        roots = [a for root in _python_roots() for a in ("--ro-bind", root, root)]
+        proc = subprocess.run([path, *_system_binds(), *roots, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent",
+                               "--proc", "/proc", "--dev", "/dev", sys.executable, "-c", "print('ok')"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"bubblewrap could not start: {err}"
+    if proc.returncode != 0 or "ok" not in proc.stdout:
+        return (f"bubblewrap is installed but cannot create a sandbox here (exit {proc.returncode}: "
+                f"{proc.stderr.strip()[:300]}); user namespaces may be disabled "
+                "(sysctl kernel.unprivileged_userns_clone=1, or a container's seccomp profile)")
+    return None
+
+
+def _python_roots() -> list[str]:
+    """Folders of the Python environment (interpreter, standard library, site-packages)."""
+    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    import site
+
+    for p in site.getsitepackages() + [os.path.dirname(os.__file__)]:
+        real = os.path.realpath(p)
+        if not any(real.startswith(r + os.sep) or real == r for r in roots):
+            roots.add(real)
+    return sorted(r for r in roots if not r.startswith(SYSTEM_DIRS))
+
+
+def _system_binds() -> list[str]:
+    args = []
+    for d in SYSTEM_DIRS:
+        if os.path.lexists(d):
+            args += ["--ro-bind", d, d] if not os.path.islink(d) else ["--symlink", os.readlink(d), d]
+    return args
+
+
+def _package_dir() -> str:
+    import tlhelpers
+
+    return os.path.dirname(os.path.abspath(tlhelpers.__file__))
+
+
+NOBODY = 65534                     # the uid/gid the sandbox runs as when the grader is root
+
+
+def _dirs_for(paths: list[str]) -> list[str]:
+    """``--perms 0755 --dir`` for every ancestor of ``paths`` (bwrap would make them 0700 as root)."""
+    args, seen = [], set()
+    for path in paths:
+        parts = Path(path).parts
+        for i in range(2, len(parts)):
+            d = str(Path(*parts[:i]))
+            if d not in seen and not d.startswith(SYSTEM_DIRS):
+                seen.add(d)
+                args += ["--perms", "0755", "--dir", d]
+    return args
+
+
+def bwrap_command(workdir: Path, inner: list[str]) -> list[str]:
+    """The bwrap command line that runs ``inner`` with only ``workdir`` writable (at /grading).
+
+    Run by root, bwrap mounts as root and the command inside drops to ``nobody`` with
+    setpriv (a user namespace would map the sandbox's user to root outside, the owner of
+    /etc/shadow); run by anyone else, a user namespace maps it to that user.
+    """
+    lib = f"{INSIDE_LIB}/tlhelpers"
+    if os.geteuid() == 0:
+        who = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+               "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        inner = [shutil.which("setpriv") or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 *inner]
+    else:
+        who = ["--unshare-all", "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000"]
+    return [BWRAP, *_system_binds(), *_dirs_for(_python_roots() + [lib]),
+            *[a for root in _python_roots() for a in ("--ro-bind", root, root)],
+            "--ro-bind", _package_dir(), lib,
+            "--bind", str(workdir), INSIDE,
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+            *who, "--hostname", "grading", "--die-with-parent", "--new-session",
+            "--chdir", "/", *inner]  # (root without capabilities may not enter a folder nobody owns)
+
+
+def kernel_spec(private: str, notebook_dir: str, *, sandboxed: bool) -> dict:
+    """A ``python3`` kernelspec; sandboxed, the kernel runs in a nested bwrap that hides ``private``.
+
+    The nested sandbox shares everything the outer one has (network namespace included:
+    nbgrader talks to the kernel over loopback) except the private course, which is
+    replaced by an empty tmpfs with only the notebook's folder bound back; it has its own
+    pid namespace, so every process the student starts dies with the kernel. Interrupts
+    go as messages (a signal would stop at bwrap).
+    """
+    kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    if not sandboxed:
+        return {"argv": kernel, "display_name": "Python 3", "language": "python"}
+    argv = [BWRAP, "--dev-bind", "/", "/", "--tmpfs", private, "--bind", notebook_dir, notebook_dir,
+            "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--unsetenv", "JPY_PARENT_PID",
+            "--chdir", notebook_dir, *kernel]
+    return {"argv": argv, "display_name": "Python 3", "language": "python", "interrupt_mode": "message"}
+
+
+# --------------------------------------------------------------------------- the worker side
+def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        if not str(path.resolve()).startswith(str(root.resolve()) + os.sep):
+            raise ValueError(f"refusing a path outside the folder: {rel!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _read_tree(root: Path, limit: int = MAX_RESULT_BYTES) -> tuple[dict[str, bytes], list[str]]:
+    files, dropped, total = {}, [], 0
+    if not root.is_dir():
+        return files, dropped
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        size = path.stat().st_size
+        rel = str(path.relative_to(root))
+        if total + size > limit:
+            dropped.append(f"{rel} ({size:,} bytes)")
+            continue
+        files[rel] = path.read_bytes()
+        total += size
+    return files, dropped
+
+
+def _limits(memory_mb: int, file_mb: int, processes: int):
+    def apply():
+        os.setsid()
+        try:  # the sandbox dies with the worker that started it (a killed Dask worker leaves nothing behind)
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+        if memory_mb > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+        if file_mb > 0:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
+        if processes > 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+def grade_one(job: dict) -> dict:
+    """Grade one submission in a throwaway folder; return scores, comments and files as data.
+
+    ``job`` keys: student, assignment, files (submission: relative path -> bytes), source
+    (the assignment's source folder, same form), config (nbgrader_config.py bytes),
+    duedate (ISO text or None), sandbox (bool), timeout_s, memory_mb, cell_timeout (or
+    None), threads. Never raises for a problem in the submission: the result says
+    ``ok: False`` and why.
+    """
+    start = time.monotonic()
+    result = {"student": job["student"], "assignment": job["assignment"], "ok": False, "reason": "",
+              "host": os.uname().nodename, "seconds": 0.0, "log": ""}
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{job['student']}-{job['assignment']}")
+    tmp = Path(tempfile.mkdtemp(prefix=f"tlh-grade-{safe}-"))
+    try:
+        os.chmod(tmp, 0o700)
+        private = tmp / "private"
+        course = private / "course"
+        sub = course / "submitted" / job["student"] / job["assignment"]
+        _write_tree(sub, job["files"])
+        _write_tree(course / "solutions" / job["assignment"], job["source"])
+        (course / "nbgrader_config.py").write_bytes(job["config"])
+        spec = {k: job.get(k) for k in ("student", "assignment", "duedate", "cell_timeout")}
+        (private / "job.json").write_text(json.dumps(spec))
+        sandboxed = bool(job.get("sandbox", True))
+        if sandboxed and shutil.which(BWRAP) is None:
+            result["reason"] = (f"no sandbox on {result['host']}: bubblewrap is not installed there "
+                                "(install it on every worker, or grade with --unsandboxed)")
+            return result
+        root = INSIDE if sandboxed else str(tmp)
+        home = tmp / "home"
+        kdir = home / ".local" / "share" / "jupyter" / "kernels" / "python3"
+        kdir.mkdir(parents=True)
+        notebook_dir = f"{root}/private/course/autograded/{job['student']}/{job['assignment']}"
+        (kdir / "kernel.json").write_text(json.dumps(kernel_spec(f"{root}/private", notebook_dir,
+                                                                 sandboxed=sandboxed)))
+        threads = str(job.get("threads") or 1)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": f"{root}/home", "LANG": "C.UTF-8",
+               "PYTHONIOENCODING": "utf-8", "TLH_THREADS": threads, "OMP_NUM_THREADS": threads,
+               "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+               "TLH_CACHE_DIR": f"{root}/home/.cache/tlhelpers", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+               "JUPYTER_PATH": f"{root}/home/.local/share/jupyter",
+               "JUPYTER_RUNTIME_DIR": f"{root}/home/.local/share/jupyter/runtime",
+               "JUPYTER_CONFIG_DIR": f"{root}/home/.jupyter", "IPYTHONDIR": f"{root}/home/.ipython",
+               "MPLCONFIGDIR": f"{root}/home/.config/matplotlib",
+               "PYTHONPATH": INSIDE_LIB if sandboxed else os.path.dirname(_package_dir())}
+        if sandboxed and os.geteuid() == 0:  # the sandbox runs as nobody: it owns its throwaway folder
+            for path in [tmp, *tmp.rglob("*")]:
+                os.lchown(path, NOBODY, NOBODY)
+        inner = [sys.executable, "-m", "tlhelpers.instructor.sandbox", "inner", f"{root}/private"]
+        cmd = bwrap_command(tmp, inner) if sandboxed else inner
+        timeout = float(job.get("timeout_s") or 1800)
+        try:
+            proc = subprocess.run(cmd, cwd=str(course), env=env, capture_output=True, timeout=timeout,
+                                  preexec_fn=_limits(int(job.get("memory_mb") or 0), int(job.get("file_mb") or 0),
+                                                     int(job.get("processes") or 0)))
+            out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+            rc = proc.returncode
+        except subprocess.TimeoutExpired as err:
+            out = ((err.stdout or b"") + (err.stderr or b"")).decode("utf-8", "replace")
+            rc = None
+        result["log"] = out[-20000:]
+        report = private / "result.json"
+        if rc is None:
+            result["reason"] = f"wall-time limit: not finished after {timeout:.0f} s (killed)"
+        elif rc < 0:
+            result["reason"] = f"the grading process was killed by signal {signal.Signals(-rc).name}"
+        elif not report.is_file():
+            result["reason"] = f"grading exited {rc} without a result: {out.strip()[-600:]}"
+        else:
+            data = json.loads(report.read_text("utf-8"))
+            result.update({k: v for k, v in data.items() if k != "log"})
+            result["log"] = data.get("log", "") + result["log"]
+            files, dropped = _read_tree(course / "autograded" / job["student"] / job["assignment"])
+            result["autograded"] = files
+            result["dropped"] = dropped
+    except Exception as err:  # a broken worker: reported, never raised into the writer
+        result["reason"] = f"{type(err).__name__}: {err}"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        result["seconds"] = time.monotonic() - start
+    return result
+
+
+# --------------------------------------------------------------------------- inside the sandbox
+def _export(course: Path, student: str, assignment: str) -> dict:
+    """Scores, comments, penalties and the timestamp of one submission, from the private gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        sub = gb.find_submission(assignment, student)
+        out = {"timestamp": sub.timestamp.isoformat() if sub.timestamp else None, "notebooks": {}}
+        for nb in sub.notebooks:
+            out["notebooks"][nb.name] = {
+                "late_submission_penalty": nb.late_submission_penalty,
+                "grades": {g.name: {"auto_score": g.auto_score, "needs_manual_grade": bool(g.needs_manual_grade)}
+                           for g in nb.grades},
+                "comments": {c.name: {"auto_comment": c.auto_comment} for c in nb.comments},
+            }
+        return out
+
+
+def inner(private: Path) -> int:
+    """Inside the sandbox: autograde the one submission against a private course; write result.json."""
+    import warnings
+
+    from nbgrader.api import Gradebook
+    from nbgrader.apps.api import NbGraderAPI
+    from traitlets.config.loader import PyFileConfigLoader
+
+    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SQLAlchemy chatter
+    spec = json.loads((private / "job.json").read_text())
+    course = private / "course"
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    cfg.CourseDirectory.root = str(course)
+    if spec.get("cell_timeout"):
+        cfg.Execute.timeout = int(spec["cell_timeout"])
+    api = NbGraderAPI(config=cfg)
+    made = api.generate_assignment(spec["assignment"], force=True)
+    if not made.get("success"):
+        print(made.get("log", ""), made.get("error", ""), file=sys.stderr)
+        return 3
+    if spec.get("duedate"):
+        from nbgrader.utils import parse_utc
+
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            gb.update_or_create_assignment(spec["assignment"], duedate=parse_utc(spec["duedate"]))
+    done = api.autograde(spec["assignment"], spec["student"], force=True, create=True)
+    result = {"ok": bool(done.get("success")), "reason": "" if done.get("success") else
+              (done.get("error") or "nbgrader autograde failed").strip().splitlines()[-1][:500],
+              "log": made.get("log", "") + done.get("log", "") + done.get("error", "")}
+    try:
+        result.update(_export(course, spec["student"], spec["assignment"]))
+    except Exception as err:  # e.g. the submission never reached the gradebook
+        result.setdefault("notebooks", {})
+        result["export_error"] = f"{type(err).__name__}: {err}"
+    (private / "result.json").write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "inner":
+        sys.exit(inner(Path(sys.argv[2])))
+    sys.exit("usage: python -m tlhelpers.instructor.sandbox inner PRIVATE_DIR (run by grade_one, not by hand)")
