@@ -53,7 +53,7 @@ HOST = next((aid for aid in ("00-setup", "01-domains-and-tasks") if aid in REAL)
 CELL_TIMEOUT = 90   # seconds per cell for this run: above any one cell of a <= 60 s notebook (config: 120)
 # "command": python -m tlhelpers.instructor.grade (the way docs/instructors.md grades a class);
 # "nbgrader": plain sequential `nbgrader autograde "*"`
-GRADER = os.environ.get("TLH_GRADING_WITH", "command")
+GRADER = os.environ.get("TLH_GRADING_WITH", "nbgrader")
 # The cheats run on the host assignment only (each costs a full run of the notebook). Set
 # TLH_GRADING_AUDIT=1 to run them on every assignment: an audit of all test cells.
 AUDIT = REAL if os.environ.get("TLH_GRADING_AUDIT") else ([HOST] if HOST else [])
