@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from .arguments import whole
 from .env import PROGRESS_DELAY_S
@@ -53,6 +52,10 @@ def body(model: nn.Module, layer: str | Sequence[str]) -> nn.Module:
     Raises:
         ValueError: for a layer name the model does not have, listing the valid ones.
     """
+    # imported here: torchvision's import costs seconds (it loads torch._dynamo), and every
+    # kernel that imports tlhelpers, graders' included, would pay it
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
     layers = _layer_list(layer)
     valid = set(layer_names(model))
     nodes = None
