@@ -49,7 +49,9 @@ REAL = [aid for aid in assignment_ids()
         if len(notebooks(SOLUTIONS / aid)) == 1 and len(notebooks(COURSE / aid)) == 1]
 if os.environ.get("TLH_GRADING_ASSIGNMENTS"):  # e.g. "00-setup,01-domains-and-tasks" for a quicker local run
     REAL = [aid for aid in REAL if aid in os.environ["TLH_GRADING_ASSIGNMENTS"].split(",")]
-HOST = next((aid for aid in ("00-setup", "01-domains-and-tasks") if aid in REAL), REAL[0] if REAL else None)
+# the host of the tampering and cheating cases is a cheap notebook; a run limited to other
+# assignments (TLH_GRADING_ASSIGNMENTS) grades only their solution and release
+HOST = next((aid for aid in ("00-setup", "01-domains-and-tasks") if aid in REAL), None)
 CELL_TIMEOUT = 90   # seconds per cell for this run: above any one cell of a <= 60 s notebook (config: 120)
 # "command": python -m tlhelpers.instructor.grade (the way docs/instructors.md grades a class);
 # "nbgrader": plain sequential `nbgrader autograde "*"`
