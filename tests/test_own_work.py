@@ -2,8 +2,11 @@
 
 For every graded solution function that tlhelpers also provides (same name, or one of the
 aliases below), one submission is the solution with that single answer replaced by a
-call to the package. The whole set is one class, graded in parallel by
-``python -m tlhelpers.instructor.grade`` (sandboxed where bubblewrap can start). Each
+call to the package. Each case is its own small assignment: the solution notebook cut
+after the last test cell of that exercise (nothing later can change those cells' grades,
+and the cut keeps the cost to the start of each notebook, not all of it). The whole set
+is one class, graded in parallel by ``python -m tlhelpers.instructor.grade`` (sandboxed
+where bubblewrap can start). Each
 delegating answer must score 0 on the test cells of its exercise, and those cells must
 fail because of ``tlhelpers.instructor.checks.forbid`` (its message is in the output),
 not by accident (a TypeError from a wrong adapter would prove nothing).
@@ -13,7 +16,9 @@ assignment named), so this test shows which assignments still leak.
 """
 from __future__ import annotations
 
+import copy
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,7 +29,7 @@ import pytest
 import tlhelpers as tlh
 from cheat_submissions import defined_names
 from grading_helpers import (COURSE, SOLUTIONS, Assignment, assignment_ids, find, grade_id, grades, is_test,
-                             make_course, nbgrader, notebooks, read, submit)
+                             make_course, nbgrader, notebooks, read, submit, write)
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +62,21 @@ class Delegation:
     @property
     def student(self) -> str:
         return f"delegate-{self.function}"
+
+    @property
+    def case_id(self) -> str:
+        """The assignment id of this case's cut-down copy of its notebook."""
+        return f"{self.assignment}--{self.function}"
+
+    def cut_source(self, folder: Path) -> Path:
+        """A copy of the assignment's source folder, its notebook cut after the exercise's last test cell."""
+        shutil.copytree(SOLUTIONS / self.assignment, folder)
+        a = Assignment.load(self.assignment)
+        nb = copy.deepcopy(a.source)
+        last = max(i for i, c in enumerate(nb.cells) if grade_id(c) in self.tests)
+        nb.cells = nb.cells[:last + 1]
+        write(nb, folder / f"{a.name}.ipynb")
+        return folder
 
 
 def _generic(function: str) -> str:
@@ -105,13 +125,14 @@ def graded_class(tmp_path_factory):
     from tlhelpers.instructor.sandbox import sandbox_problem
 
     root = tmp_path_factory.mktemp("own-work")
-    course = make_course(root / "course", sorted({d.assignment for d in CASES}))
+    course = make_course(root / "course", [], extra={d.case_id: d.cut_source(root / "cut" / d.case_id)
+                                                     for d in CASES})
     nbgrader(course, "generate_assignment", "*", "--force")
     for d in CASES:
-        a = Assignment.load(d.assignment, course / "solutions", course / "course")
+        a = Assignment.load(d.case_id, course / "solutions", course / "course")
         answers = {gid: a.answer(gid) for gid in a.answers}
         answers[d.answer] = d.source
-        submit(course, d.student, d.assignment, a.name, a.student_copy(answers))
+        submit(course, d.student, d.case_id, a.name, a.student_copy(answers))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     env.pop("NBGRADER_EXECUTION", None)
     extra = ["--unsandboxed"] if sandbox_problem() else []
@@ -129,11 +150,11 @@ def graded_class(tmp_path_factory):
                                   for d in CASES])
 def test_an_answer_that_only_delegates_to_the_package_scores_zero(graded_class, case):
     course, proc = graded_class
-    a = Assignment.load(case.assignment, course / "solutions", course / "course")
-    got = grades(course, case.assignment, case.student, a.name)
+    a = Assignment.load(case.case_id, course / "solutions", course / "course")
+    got = grades(course, case.case_id, case.student, a.name)
     earned = {gid: got[gid].score for gid in case.tests if got[gid].score}
     assert not earned, f"{case.student} earned points on {case.assignment} by calling the package: {earned}"
-    nb = read(course / "autograded" / case.student / case.assignment / f"{a.name}.ipynb")
+    nb = read(course / "autograded" / case.student / case.case_id / f"{a.name}.ipynb")
     messages = " ".join(str(o.get("evalue", "")) for gid in case.tests for o in find(nb, gid).get("outputs", []))
     assert FORBID_MESSAGE in messages, (f"{case.tests} failed, but not because of forbid (the delegation itself "
                                         f"may be wrong): {messages[:500]}")
