@@ -143,9 +143,9 @@ def extract_features(model: nn.Module, images: torch.Tensor, layer: str | Sequen
                      cache: bool = True, progress: bool = True) -> torch.Tensor | dict[str, torch.Tensor]:
     """Return the features of ``layer`` for every image, shape (n, d), on the CPU.
 
-    Notebook 03 builds this with a forward hook (``extract_features``, exercise 1); with a
-    list of layers it returns {layer: features} from ONE forward pass, as 03's
-    ``maps_in_one_pass`` does by hand.
+    Lesson: 03-feature-extraction builds this (exercise ``extract_features``: one layer,
+    pooled, with a forward hook); the package adds a list of layers (ONE forward pass),
+    other poolings, a device, an on-disk cache and a progress bar.
 
     Args:
         model: any model; it is not changed (its mode is restored).

@@ -74,6 +74,8 @@ def median_heuristic_gamma(x, y=None) -> float:
 def mmd(x, y, *, gamma: float | None = None, unbiased: bool = False) -> float:
     """Return the squared maximum mean discrepancy (MMD^2) between samples x and y, RBF kernel.
 
+    Lesson: 01-domains-and-tasks builds this (exercise ``mmd``, without ``unbiased``).
+
     ``k(a, b) = exp(-gamma * ||a - b||^2)``. MMD^2 is the squared distance between the
     mean kernel embeddings of the two samples:
     ``mean k(x, x') + mean k(y, y') - 2 mean k(x, y)``.

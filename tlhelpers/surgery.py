@@ -64,6 +64,8 @@ def freeze(model: nn.Module, *, until: str | None = None, names: Sequence[str] |
            train_bn: bool = False) -> nn.Module:
     """Freeze parameters so an optimizer step cannot change them.
 
+    Lesson: 04-freezing-layers builds this (exercise ``freeze``, with ``until`` only).
+
     Args:
         until: freeze every parameter registered *before* this layer (e.g. ``"blocks.8"``
             freezes the stem and blocks 0-7); the layer itself stays trainable.
@@ -102,7 +104,10 @@ def unfreeze(model: nn.Module, *, names: Sequence[str] | str | None = None) -> n
 
 
 def count_parameters(model: nn.Module, *, trainable: bool = False) -> int:
-    """Return the number of parameters (only those with ``requires_grad`` if ``trainable``)."""
+    """Return the number of parameters (only those with ``requires_grad`` if ``trainable``).
+
+    Lesson: 02-pretrained-models builds this (exercise ``count_parameters``).
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
 
 
@@ -113,6 +118,8 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     """Replace the last ``nn.Linear`` of ``model`` with a fresh one of ``num_classes`` outputs.
+
+    Lesson: 02-pretrained-models builds this (exercise ``replace_head``).
 
     Raises:
         ValueError: if ``num_classes`` is not a positive int or the model has no Linear layer.
@@ -133,6 +140,8 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
 def param_groups(model: nn.Module, groups: Sequence[Sequence[str] | str], *, lr: float,
                  lr_mult: float = 10.0) -> list[dict]:
     """Return optimizer parameter groups with discriminative learning rates.
+
+    Lesson: 05-fine-tuning builds this (exercise ``param_groups``).
 
     Group ``i`` of ``n`` (earliest first) gets ``lr / lr_mult ** (n - 1 - i)``: the last
     group (the head) trains at ``lr``, earlier, more generic layers more gently.
