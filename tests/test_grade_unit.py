@@ -187,3 +187,22 @@ def test_writer_copies_a_result_into_the_gradebook_and_keeps_manual_grades(probe
     with Gradebook(course.db_url) as gb:
         cube = [g for g in gb.find_submission_notebook("probe2", "probe2", "ada").grades if g.name == "correct_cube"][0]
         assert cube.manual_score == 0.5 and cube.needs_manual_grade
+
+
+def test_feedback_hides_hidden_test_code_and_its_traceback_but_keeps_the_message():
+    import nbformat
+
+    from tlhelpers.instructor.grading import HideHiddenTests
+
+    cell = nbformat.v4.new_code_cell("assert f(1) == 2, 'f adds one'\n### BEGIN HIDDEN TESTS\n"
+                                     "assert f(-1) == 0, 'negative numbers too'\n### END HIDDEN TESTS")
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="negative numbers too",
+                                           traceback=["assert f(-1) == 0, 'negative numbers too'"])]
+    plain = nbformat.v4.new_code_cell("x = 1")
+    plain.outputs = [nbformat.v4.new_output("error", ename="NameError", evalue="y", traceback=["y + 1"])]
+    nb = nbformat.v4.new_notebook(cells=[cell, plain])
+    out, _ = HideHiddenTests().preprocess(copy.deepcopy(nb), {})
+    assert out.cells[0].source == "assert f(1) == 2, 'f adds one'"
+    shown = "\n".join(out.cells[0].outputs[0].traceback)
+    assert "f(-1)" not in shown and "negative numbers too" in shown
+    assert out.cells[1] == plain, "a cell without hidden tests keeps its traceback"

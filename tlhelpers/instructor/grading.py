@@ -31,8 +31,8 @@ import re
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import Execute, GetGrades, LimitOutput, NbGraderPreprocessor
-from traitlets import Dict, Integer, List, Unicode
+from nbgrader.preprocessors import ClearHiddenTests, Execute, LimitOutput, NbGraderPreprocessor
+from traitlets import Bool, Dict, Integer, Unicode
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
@@ -263,20 +263,23 @@ class FlagSuspiciousCode(NbGraderPreprocessor):
         return nb, resources
 
 
-class HideHiddenTests(NbGraderPreprocessor):
+class HideHiddenTests(ClearHiddenTests):
     """In feedback, drop hidden-test source and the tracebacks that would quote it.
 
     The failure stays visible as ``AssertionError: <its message>``: test messages are
-    written to teach; the hidden code is not for students to see.
+    written to teach; the hidden code is not for students to see. The regions are cut by
+    nbgrader's own ClearHiddenTests (its delimiters and their config apply here too).
     """
 
-    begin = Unicode("BEGIN HIDDEN TESTS", help="as ClearHiddenTests.begin_test_delimeter").tag(config=True)
-    end = Unicode("END HIDDEN TESTS", help="as ClearHiddenTests.end_test_delimeter").tag(config=True)
-    display_data_priority = List(GetGrades.display_data_priority.default_value).tag(config=True)
+    enforce_metadata = Bool(False, help="grading already checked the cells' metadata").tag(config=True)
 
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or self.begin not in cell.source:
-            return cell, resources
+        if cell.cell_type == "code" and self._remove_hidden_test_region(cell):
+            for output in cell.get("outputs", []):
+                if output.output_type == "error":
+                    output.traceback = [f"\x1b[0;31m{output.ename}\x1b[0m: {output.evalue}",
+                                        "(traceback not shown: this test cell has hidden tests)"]
+        return cell, resources
         kept, hidden = [], False
         for line in cell.source.split("\n"):
             if self.begin in line:
