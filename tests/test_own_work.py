@@ -1,8 +1,8 @@
 """Own work earns the points: an answer that only delegates to tlhelpers scores 0 on its exercise.
 
-For every graded solution function that tlhelpers also provides (same name, or one of the
-aliases below), one submission is the solution with that single answer replaced by a
-call to the package. Each case is its own small assignment: the solution notebook cut
+For every graded solution function that tlhelpers also provides (the lessons of
+tests/test_contract.py give the student's function the package's name), one submission
+is the solution with that single answer replaced by a call to the package. Each case is its own small assignment: the solution notebook cut
 after the last test cell of that exercise (nothing later can change those cells' grades,
 and the cut keeps the cost to the start of each notebook, not all of it). The whole set
 is one class, graded in parallel by ``python -m tlhelpers.instructor.grade`` (sandboxed
@@ -10,9 +10,6 @@ where bubblewrap can start). Each
 delegating answer must score 0 on the test cells of its exercise, and those cells must
 fail because of ``tlhelpers.instructor.checks.forbid`` (its message is in the output),
 not by accident (a TypeError from a wrong adapter would prove nothing).
-
-A case whose hidden tests do not use ``forbid`` yet is expected to fail (xfail, with the
-assignment named), so this test shows which assignments still leak.
 """
 from __future__ import annotations
 
@@ -36,18 +33,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 FORBID_MESSAGE = "earns no points"   # the end of checks.forbid's refusal message
 
-# solution function -> an answer that only calls the package (same signature as the exercise)
-ALIASES = {
-    "mmd_rbf": "def mmd_rbf(x, y, gamma):\n    return tlh.mmd(x, y, gamma=gamma)",
-    "count_parameters": ("def count_parameters(model, trainable_only=False):\n"
-                         "    return tlh.count_parameters(model, trainable=trainable_only)"),
-    "extract_features": ("def extract_features(model, images, layer, *, batch_size=64):\n"
-                         "    return tlh.extract_features(model, images, layer=layer, batch_size=batch_size, "
-                         "progress=False)"),
-    "freeze_before": "def freeze_before(model, layer_name):\n    return tlh.freeze(model, until=layer_name)",
-    "discriminative_param_groups": ("def discriminative_param_groups(model, groups, base_lr, lr_mult):\n"
-                                    "    return tlh.param_groups(model, groups, lr=base_lr, lr_mult=lr_mult)"),
-}
 PREFIX = "import tlhelpers as tlh\n"
 
 
@@ -93,12 +78,9 @@ def delegations() -> list[Delegation]:
         cells = a.source.cells
         for k, gid in enumerate(a.answers):
             for function in defined_names(a.answer(gid))[0]:
-                if function in ALIASES:
-                    source = ALIASES[function]
-                elif hasattr(tlh, function) and callable(getattr(tlh, function)):
-                    source = _generic(function)
-                else:
+                if not callable(getattr(tlh, function, None)):
                     continue
+                source = _generic(function)
                 start = next(i for i, c in enumerate(cells) if grade_id(c) == gid)
                 tests = []
                 for cell in cells[start + 1:]:
@@ -112,11 +94,6 @@ def delegations() -> list[Delegation]:
 
 
 CASES = delegations()
-
-
-def _uses_forbid(d: Delegation) -> bool:
-    a = Assignment.load(d.assignment)
-    return any("forbid(" in find(a.source, gid).source for gid in d.tests)
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +119,7 @@ def graded_class(tmp_path_factory):
     return course, proc
 
 
-@pytest.mark.parametrize("case", [pytest.param(d, id=f"{d.assignment}:{d.function}",
-                                               marks=[] if _uses_forbid(d) else pytest.mark.xfail(
-                                                   reason=f"{d.assignment}: the test cells of {d.function} do not "
-                                                          f"use tlhelpers.instructor.checks.forbid yet: a delegating "
-                                                          f"answer still earns their points", strict=False))
-                                  for d in CASES])
+@pytest.mark.parametrize("case", CASES, ids=lambda d: f"{d.assignment}:{d.function}")
 def test_an_answer_that_only_delegates_to_the_package_scores_zero(graded_class, case):
     course, proc = graded_class
     a = Assignment.load(case.case_id, course / "solutions", course / "course")
@@ -160,7 +132,10 @@ def test_an_answer_that_only_delegates_to_the_package_scores_zero(graded_class, 
                                         f"may be wrong): {messages[:500]}")
 
 
-def test_every_alias_names_a_real_package_function():
-    """The aliases above call tlhelpers functions that exist (a rename would make the cases vacuous)."""
-    for name in ("mmd", "count_parameters", "extract_features", "freeze", "param_groups"):
-        assert callable(getattr(tlh, name)), name
+def test_every_lesson_of_the_contract_has_a_delegation_case():
+    """Each helper a lesson builds (tests/test_contract.py) is checked here: a rename cannot make it vacuous."""
+    from test_contract import LESSONS
+
+    assert LESSONS, "no lessons found"
+    missing = sorted(set(LESSONS) - {d.function for d in CASES})
+    assert not missing, f"no graded exercise found that builds {missing}"
