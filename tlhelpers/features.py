@@ -43,9 +43,10 @@ def cache_dir() -> Path | None:
 
 
 def body(model: nn.Module, layer: str | Sequence[str]) -> nn.Module:
-    """Return a module that runs ``model`` up to ``layer`` and returns that layer's output.
+    """Return a module that runs ``model`` up to ``layer`` and returns ``{"features": output}``.
 
-    With several layers it returns a dict {layer: output}, from one forward pass. The
+    (torchvision's feature extractors always return a dict: index ``["features"]``.) With
+    several layers it returns a dict {layer: output}, from one forward pass. The
     returned module shares ``model``'s parameters, so it can be trained (fine-tuned) as
     well as used as a fixed extractor.
 
