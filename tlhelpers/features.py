@@ -85,7 +85,10 @@ def _check_pool(pool) -> bool | int:
 
 
 def pool_features(output: torch.Tensor, pool: bool | int) -> torch.Tensor:
-    """Return one flat vector per image: global average (True), a k x k average grid (k) or as is (False)."""
+    """Return one flat vector per image: global average (True), a k x k average grid (k) or as is (False).
+
+    A map smaller than k x k is spread over the grid (adaptive pooling repeats its cells).
+    """
     if output.dim() == 4 and pool is not False:
         output = output.mean(dim=(2, 3)) if pool is True else F.adaptive_avg_pool2d(output, pool)
     return output.flatten(1)
