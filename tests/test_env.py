@@ -152,6 +152,20 @@ def test_import_applies_the_one_thread_policy():
     assert int(out) == min(tlh.env.DEFAULT_THREADS, tlh.available_cpus())
 
 
+def test_libraries_loaded_after_tlhelpers_follow_the_policy():
+    """scikit-learn's OpenMP and SciPy's OpenBLAS load at the first probe, after the import: one thread too."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("TLH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    code = ("import tlhelpers, sklearn.linear_model, scipy.linalg\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(sorted({pool['num_threads'] for pool in threadpool_info()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == str([min(tlh.env.DEFAULT_THREADS, tlh.available_cpus())]), out
+
+
 def test_thread_count_default_and_overrides(thread_env):
     assert tlh.thread_count() == tlh.env.DEFAULT_THREADS
     thread_env.setenv("OMP_NUM_THREADS", "3")

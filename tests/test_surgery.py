@@ -248,6 +248,12 @@ def test_replace_head_needs_a_linear_layer():
         tlh.replace_head(nn.Sequential(nn.Conv2d(1, 2, 3)), 3)
 
 
+def test_replace_head_on_a_bare_linear_says_to_build_a_new_one():
+    """A model that IS a Linear has no parent to swap it in: a ValueError that says what to do."""
+    with pytest.raises(ValueError, match="it IS one"):
+        tlh.replace_head(nn.Linear(4, 2), 3)
+
+
 # ---------------------------------------------------------------- counting
 def test_count_parameters_and_trainable_parameters_match_a_manual_sum():
     model = tlh.freeze(tlh.EfficientNetLite0(), until="blocks.12")

@@ -16,25 +16,30 @@ from .arguments import whole
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def _frozen_bn_pre_hook(module: nn.Module, args):
-    # Runs before every forward: a frozen BatchNorm normalises with its stored running
-    # statistics and never updates them, even after model.train() flips it back.
+def frozen_bn_pre_hook(module: nn.Module, args):
+    """Forward pre-hook of a frozen BatchNorm: normalise with the stored running statistics.
+
+    Runs before every forward, so the layer never updates its statistics, even after
+    ``model.train()`` flips it back. Notebook 04 registers it by hand (``keep_eval``); a
+    hook is recognised by identity, so a lesson that freezes with this very function
+    agrees with :func:`is_frozen_bn` and :func:`recalibrate_bn`.
+    """
     module.training = False
 
 
 def is_frozen_bn(module: nn.Module) -> bool:
     """Return whether ``module`` is a BatchNorm layer whose running statistics :func:`set_bn_frozen` fixed."""
-    return _frozen_bn_pre_hook in module._forward_pre_hooks.values()
+    return frozen_bn_pre_hook in module._forward_pre_hooks.values()
 
 
 def _hook(module: nn.Module) -> None:
-    module.register_forward_pre_hook(_frozen_bn_pre_hook)
+    module.register_forward_pre_hook(frozen_bn_pre_hook)
     module.eval()
 
 
 def _unhook(module: nn.Module, training: bool) -> None:
     for key, hook in list(module._forward_pre_hooks.items()):
-        if hook is _frozen_bn_pre_hook:
+        if hook is frozen_bn_pre_hook:
             del module._forward_pre_hooks[key]
     module.train(training)
 
@@ -72,7 +77,7 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, *, batch_size: int = 
     behind the weights and eval-mode accuracy can collapse. One pass over ``images`` in
     train mode with ``momentum=None`` (a plain average over the batches) replaces them;
     with at most ``batch_size`` images that is exactly those images' statistics. Layers
-    frozen by :func:`freeze` keep theirs. Notebook 06 builds this by hand.
+    frozen by :func:`freeze` keep theirs. Notebook 04 teaches why (its BatchNorm section).
 
     Raises:
         ValueError: if ``images`` is not a non-empty batch tensor.

@@ -16,6 +16,10 @@ THREADS_ENV_VAR = "TLH_THREADS"
 _VALID_DEVICES = ("cpu", "cuda", "mps")
 # The standard variables a person may already use to pin threads; honoured after TLH_THREADS.
 _STANDARD_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Read by OpenMP and BLAS libraries when THEY load: scikit-learn's and SciPy's own copies
+# load after tlhelpers (at the first probe), out of threadpoolctl's reach at import time.
+_LOAD_TIME_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_WRITTEN: dict[str, str] = {}  # what set_threads wrote, so thread_count never takes it for a person's choice
 # Measured on the 2-core machine (docs/benchmarks.md, "Threads"): the course's models are so
 # small that a second torch thread buys nothing idle and costs 2-6x when another process
 # shares the cores, as on a JupyterHub or a grader running submissions side by side.
@@ -99,7 +103,7 @@ def thread_count() -> int:
     cpus = available_cpus()
     for var in (THREADS_ENV_VAR, *_STANDARD_THREAD_VARS):
         value = os.environ.get(var, "").strip()
-        if not value:
+        if not value or (var != THREADS_ENV_VAR and _WRITTEN.get(var) == value):
             continue
         if var == THREADS_ENV_VAR and value.lower() == "auto":
             return cpus
@@ -122,6 +126,8 @@ def set_threads(threads: int | None = None) -> int:
     if threads is None:
         threads = thread_count()
     threads = whole("threads", threads, low=1)
+    for var in _LOAD_TIME_THREAD_VARS:  # for the libraries that load later (and child processes)
+        os.environ[var] = _WRITTEN[var] = str(threads)
     torch.set_num_threads(threads)
     try:  # only allowed before torch's first inter-op parallel work; harmless to skip after
         torch.set_num_interop_threads(threads)

@@ -43,9 +43,10 @@ def cache_dir() -> Path | None:
 
 
 def body(model: nn.Module, layer: str | Sequence[str]) -> nn.Module:
-    """Return a module that runs ``model`` up to ``layer`` and returns that layer's output.
+    """Return a module that runs ``model`` up to ``layer`` and returns ``{"features": output}``.
 
-    With several layers it returns a dict {layer: output}, from one forward pass. The
+    (torchvision's feature extractors always return a dict: index ``["features"]``.) With
+    several layers it returns a dict {layer: output}, from one forward pass. The
     returned module shares ``model``'s parameters, so it can be trained (fine-tuned) as
     well as used as a fixed extractor.
 
@@ -84,7 +85,10 @@ def _check_pool(pool) -> bool | int:
 
 
 def pool_features(output: torch.Tensor, pool: bool | int) -> torch.Tensor:
-    """Return one flat vector per image: global average (True), a k x k average grid (k) or as is (False)."""
+    """Return one flat vector per image: global average (True), a k x k average grid (k) or as is (False).
+
+    A map smaller than k x k is spread over the grid (adaptive pooling repeats its cells).
+    """
     if output.dim() == 4 and pool is not False:
         output = output.mean(dim=(2, 3)) if pool is True else F.adaptive_avg_pool2d(output, pool)
     return output.flatten(1)

@@ -183,7 +183,8 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
 
     The recipe is fixed so probe accuracies compare across notebooks: standardise each
     feature on the training set, then multinomial logistic regression with L2 strength
-    ``1 / C``. Notebook 03 builds it by hand (``probe_score``); everything after uses this.
+    ``1 / C``. Notebook 03 trains a linear head by hand (``train_linear_head``); every probe
+    the notebooks compare is this one, so accuracies are comparable across notebooks.
 
     Args:
         train_features, test_features: (n, d) tensors or arrays with the same d.

@@ -122,12 +122,15 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     Lesson: 02-pretrained-models builds this (exercise ``replace_head``).
 
     Raises:
-        ValueError: if ``num_classes`` is not a positive int or the model has no Linear layer.
+        ValueError: if ``num_classes`` is not a positive int, or the model has no Linear
+            layer inside it (a bare ``nn.Linear`` is not replaced in place: build a new one).
     """
     num_classes = whole("num_classes", num_classes, low=1)
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n]
     if not linears:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to replace")
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer inside it to replace"
+                         + (" (it IS one: create nn.Linear(in_features, num_classes) instead)"
+                            if isinstance(model, nn.Linear) else ""))
     name = linears[-1]
     parent_name, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model

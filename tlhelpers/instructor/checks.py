@@ -24,12 +24,12 @@ def forbid(*helpers: Callable, lesson: str = "this exercise") -> Iterator[None]:
 
     Args:
         helpers: plain Python functions of the package (no closures, not builtins).
-        lesson: named in the failure message, e.g. ``"freeze_before"``.
+        lesson: named in the failure message, e.g. ``"freeze"``.
 
     Example::
 
-        with forbid(tlh.freeze, lesson="freeze_before"):
-            out = freeze_before(model, "conv3")
+        with forbid(tlh.freeze, lesson="freeze"):
+            out = freeze(model, until="conv3")
     """
     for helper in helpers:
         if not hasattr(helper, "__code__") or helper.__code__.co_freevars:
