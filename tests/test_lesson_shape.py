@@ -83,11 +83,15 @@ def test_at_least_three_autograded_exercises(aid):
 
 @pytest.mark.parametrize("aid", sorted(NOTEBOOKS))
 def test_written_questions_sit_in_locked_cells(aid):
-    """A manually graded answer follows a locked markdown question; a student cannot delete the question."""
+    """A manually graded answer follows a locked markdown question (and, between them, only locked
+    cells such as one that renders the numbers to cite): a student cannot delete the question."""
     cells = NOTEBOOKS[aid].cells
     for i, cell in enumerate(cells):
         m = meta(cell)
         if cell.cell_type == "markdown" and m.get("solution") and m.get("grade"):
-            before = cells[i - 1] if i else None
-            assert before is not None and before.cell_type == "markdown" and meta(before).get("locked") \
-                and not is_answer(before), f"{aid}: the question before {grade_id(cell)} is not a locked markdown cell"
+            j = i - 1
+            while j >= 0 and cells[j].cell_type != "markdown":
+                j -= 1
+            between = cells[max(j, 0):i]
+            assert j >= 0 and all(meta(c).get("locked") and not is_answer(c) for c in between), \
+                f"{aid}: the question before {grade_id(cell)} is not in a locked markdown cell"
