@@ -13,6 +13,7 @@ not by accident (a TypeError from a wrong adapter would prove nothing).
 """
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import shutil
@@ -64,8 +65,18 @@ class Delegation:
         return folder
 
 
-def _generic(function: str) -> str:
-    return f"def {function}(*args, **kwargs):\n    return tlh.{function}(*args, **kwargs)"
+def _delegating(function: str, answer: str) -> str:
+    """An answer with the exercise's own signature whose body only calls ``tlh.<function>``.
+
+    The same signature matters: a test that first checks the signature (as 01's does) must
+    then fail because of forbid, not because the parameters look wrong.
+    """
+    node = next(n for n in ast.parse(answer).body if isinstance(n, ast.FunctionDef) and n.name == function)
+    args = node.args
+    passed = [a.arg for a in args.posonlyargs + args.args] + [f"{a.arg}={a.arg}" for a in args.kwonlyargs]
+    passed += [f"*{args.vararg.arg}"] if args.vararg else []
+    passed += [f"**{args.kwarg.arg}"] if args.kwarg else []
+    return f"def {function}({ast.unparse(args)}):\n    return tlh.{function}({', '.join(passed)})"
 
 
 def delegations() -> list[Delegation]:
@@ -80,7 +91,7 @@ def delegations() -> list[Delegation]:
             for function in defined_names(a.answer(gid))[0]:
                 if not callable(getattr(tlh, function, None)):
                     continue
-                source = _generic(function)
+                source = _delegating(function, a.answer(gid))
                 start = next(i for i, c in enumerate(cells) if grade_id(c) == gid)
                 tests = []
                 for cell in cells[start + 1:]:

@@ -2,9 +2,9 @@
 
 A BatchNorm layer carries state that no optimizer touches (its running mean and
 variance), so freezing its weights does not freeze it, and a few hundred steps of
-few-shot training leave its statistics behind its weights. Notebook 04 teaches the
-first, notebook 06 the second; both live here so the rest of the package has one place
-that knows about BatchNorm.
+few-shot training leave its statistics behind its weights. Notebook 04 teaches both
+(its BatchNorm section; later notebooks point back to it); both live here so the rest of
+the package has one place that knows about BatchNorm.
 """
 from __future__ import annotations
 
