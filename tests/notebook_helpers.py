@@ -120,6 +120,12 @@ def secret_lines(nb: NotebookNode) -> tuple[set[str], set[str]]:
     return solution - public - {""}, hidden - public - {""}
 
 
+def solution_notebooks() -> dict[str, NotebookNode]:
+    """assignment id -> its source notebook, for every assignment with exactly one notebook."""
+    return {path.parent.name: read(path) for path in sorted(SOLUTIONS.glob("*/*.ipynb"))
+            if len(notebooks(path.parent)) == 1}
+
+
 # --- one assignment: its source (solutions/) and release (course/) notebook ------------------
 @dataclass
 class Assignment:

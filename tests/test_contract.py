@@ -21,12 +21,11 @@ import re
 import pytest
 
 import tlhelpers as tlh
-from notebook_helpers import SOLUTIONS, is_answer, notebooks, read
+from notebook_helpers import is_answer, solution_notebooks
 
 FORBIDDEN = re.compile(r"forbid\([^)]*\)")
 LESSON = re.compile(r"Lesson: (\d\d-[a-z0-9-]+) builds this \(exercise ``(\w+)``")
-NOTEBOOKS = {path.parent.name: read(path) for path in sorted(SOLUTIONS.glob("*/*.ipynb"))
-             if len(notebooks(path.parent)) == 1}
+NOTEBOOKS = solution_notebooks()
 
 
 def lessons() -> dict[str, str]:

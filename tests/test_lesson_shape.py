@@ -11,10 +11,9 @@ import re
 
 import pytest
 
-from notebook_helpers import SOLUTIONS, grade_id, is_answer, is_test, meta, notebooks, read
+from notebook_helpers import grade_id, is_answer, is_test, meta, solution_notebooks
 
-NOTEBOOKS = {path.parent.name: read(path) for path in sorted(SOLUTIONS.glob("*/*.ipynb"))
-             if len(notebooks(path.parent)) == 1}
+NOTEBOOKS = solution_notebooks()
 WORD_LIMIT = {"10-capstone": 3000}   # the capstone asks for a written report; the rest 2,000
 VISIBLE_TEST_LINES = 25
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
