@@ -166,6 +166,25 @@ def test_libraries_loaded_after_tlhelpers_follow_the_policy():
     assert out.strip() == str([min(tlh.env.DEFAULT_THREADS, tlh.available_cpus())]), out
 
 
+def test_grading_processes_never_load_torch_and_torch_loaded_later_follows_the_policy():
+    """nbgrader_config.py imports tlhelpers.instructor in every nbgrader process: no torch there
+    (seconds of CPU per graded submission); a notebook's torch, loaded before or after, gets the policy."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("TLH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    grader = "import sys, tlhelpers.instructor.grading\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", grader], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
+    want = min(tlh.env.DEFAULT_THREADS, tlh.available_cpus())
+    for order in ("import torch, tlhelpers", "import tlhelpers, torch",
+                  "import tlhelpers as t; t.SmallCNN; import torch"):
+        code = f"{order}\nimport torch\nprint(torch.get_num_threads())"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == str(want), (order, out.stdout, out.stderr)
+
+
 def test_thread_count_default_and_overrides(thread_env):
     assert tlh.thread_count() == tlh.env.DEFAULT_THREADS
     thread_env.setenv("OMP_NUM_THREADS", "3")

@@ -51,7 +51,8 @@ def build_probe2(folder: Path) -> Path:
     """A small source notebook: two answers with tests, and a written answer after a locked question."""
     cells = [
         _cell("markdown", "intro", "# Probe 2\nBuilt by tests/test_grade_command.py."),
-        _cell("code", "setup", "import time\nimport torch\nimport tlhelpers as tlh"),
+        # light on purpose: tests/test_grading.py grades the real notebooks (torch, tlhelpers) in the sandbox
+        _cell("code", "setup", "import time"),
         _cell("code", "square", "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
               solution=True),
         _cell("code", "correct_square", "assert square(3) == 9, 'square(3) should be 9'\n"

@@ -56,7 +56,7 @@ HOST = next((aid for aid in ("00-setup", "01-domains-and-tasks") if aid in REAL)
 CELL_TIMEOUT = 90   # seconds per cell for this run: above any one cell of a <= 60 s notebook (config: 120)
 # "command": python -m tlhelpers.instructor.grade (the way docs/instructors.md grades a class);
 # "nbgrader": plain sequential `nbgrader autograde "*"`
-GRADER = os.environ.get("TLH_GRADING_WITH", "nbgrader")
+GRADER = os.environ.get("TLH_GRADING_WITH", "command")
 # Solutions are autograded for the host and for assignments named in TLH_GRADING_ASSIGNMENTS:
 # nbval already runs every solution with its hidden tests (tests of a solution that fail,
 # fail there), so grading them all again here would only repeat the course's run time; the

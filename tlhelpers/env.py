@@ -4,10 +4,8 @@ from __future__ import annotations
 import os
 import platform
 import random
+import sys
 from importlib import metadata
-
-import numpy as np
-import torch
 
 from .arguments import whole
 
@@ -20,6 +18,7 @@ _STANDARD_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # load after tlhelpers (at the first probe), out of threadpoolctl's reach at import time.
 _LOAD_TIME_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _WRITTEN: dict[str, str] = {}  # what set_threads wrote, so thread_count never takes it for a person's choice
+_TORCH_THREADS: list[int] = []  # the policy torch still has to receive (torch was not loaded when it was set)
 # Measured on the 2-core machine (docs/benchmarks.md, "Threads"): the course's models are so
 # small that a second torch thread buys nothing idle and costs 2-6x when another process
 # shares the cores, as on a JupyterHub or a grader running submissions side by side.
@@ -38,6 +37,8 @@ def device() -> torch.device:
     Raises:
         ValueError: if ``TLH_DEVICE`` names an unknown or unavailable device.
     """
+    import torch
+
     wanted = os.environ.get(DEVICE_ENV_VAR, "").strip().lower()
     if wanted:
         kind = wanted.split(":")[0]
@@ -56,6 +57,8 @@ def device() -> torch.device:
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
@@ -128,17 +131,33 @@ def set_threads(threads: int | None = None) -> int:
     threads = whole("threads", threads, low=1)
     for var in _LOAD_TIME_THREAD_VARS:  # for the libraries that load later (and child processes)
         os.environ[var] = _WRITTEN[var] = str(threads)
-    torch.set_num_threads(threads)
-    try:  # only allowed before torch's first inter-op parallel work; harmless to skip after
-        torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass
+    _TORCH_THREADS[:] = [threads]
+    apply_to_torch()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # threadpoolctl comes with scikit-learn; without it only torch is limited
         return threads
     threadpool_limits(limits=threads)
     return threads
+
+
+def apply_to_torch() -> None:
+    """Give torch the thread policy once torch is loaded (``import tlhelpers`` alone does not load it).
+
+    The package's attributes load their modules on first use, so an instructor tool that
+    needs only ``tlhelpers.instructor`` never pays for torch; the policy reaches torch
+    when a helper module brings it in (or through OMP_NUM_THREADS, if the person imports
+    torch first-hand later).
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not _TORCH_THREADS:
+        return
+    threads = _TORCH_THREADS.pop()
+    torch.set_num_threads(threads)
+    try:  # only allowed before torch's first inter-op parallel work; harmless to skip after
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:
+        pass
 
 
 def seed_everything(seed: int = 0) -> int:
@@ -152,6 +171,9 @@ def seed_everything(seed: int = 0) -> int:
     Returns:
         The seed, so a notebook can print what it used.
     """
+    import numpy as np
+    import torch
+
     seed = whole("seed", seed)
     # cuBLAS reads this when its handle is created, so set it before any CUDA work.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -171,6 +193,8 @@ def doctor(*, verbose: bool = True) -> dict:
         A dict with keys ``python``, ``platform``, ``packages``, ``device``,
         ``threads``, ``cpus`` and ``assets`` (asset name -> bool found).
     """
+    import torch
+
     from . import assets  # local import: keeps `import tlhelpers` free of file checks
 
     packages = {}

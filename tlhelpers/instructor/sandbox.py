@@ -301,6 +301,12 @@ def inner(private: Path) -> int:
     """Inside the sandbox: autograde the one submission against a private course; write result.json."""
     import warnings
 
+    # jsonschema (under nbformat and nbgrader) imports rfc3987_syntax eagerly, which builds ~35
+    # parsers: 2-3 s of CPU in every grading process (python-jsonschema/jsonschema#1428). No
+    # notebook or gradebook schema uses the IRI formats it checks; blocking it is the documented
+    # sys.modules way to make that optional import fail.
+    sys.modules.setdefault("rfc3987_syntax", None)
+
     from nbgrader.api import Gradebook
     from nbgrader.apps.api import NbGraderAPI
     from traitlets.config.loader import PyFileConfigLoader
