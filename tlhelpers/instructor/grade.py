@@ -267,6 +267,9 @@ def grade(course: Course, assignments: list[str], *, students: list[str] | None 
                         f"sandbox {'on' if sandboxed else 'OFF (--unsandboxed)'}; {outcome.skipped} unchanged")
     if not pending:
         return outcome
+    gradebook = sandbox.empty_gradebook()
+    for job in pending:
+        job["gradebook"] = gradebook
     pool, submit, wait = _dask_pool(scheduler) if scheduler else _local_pool(jobs)
     bar = tqdm(total=len(pending), unit="submission", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     try:

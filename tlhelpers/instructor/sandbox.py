@@ -149,6 +149,22 @@ def kernel_spec(private: str, notebook_dir: str, *, sandboxed: bool) -> dict:
     return {"argv": argv, "display_name": "Python 3", "language": "python", "interrupt_mode": "message"}
 
 
+def empty_gradebook() -> bytes:
+    """An empty nbgrader gradebook, made once per grading run and copied into each private course.
+
+    nbgrader stamps every NEW gradebook with its schema version by running the ``alembic``
+    command, a second Python process: seconds of every submission's grading. A copy of a
+    stamped one skips that.
+    """
+    from nbgrader.api import Gradebook
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gradebook.db"
+        with Gradebook(f"sqlite:///{path}"):
+            pass
+        return path.read_bytes()
+
+
 # --------------------------------------------------------------------------- the worker side
 def _write_tree(root: Path, files: dict[str, bytes]) -> None:
     for rel, data in files.items():
@@ -200,6 +216,7 @@ def grade_one(job: dict) -> dict:
 
     ``job`` keys: student, assignment, files (submission: relative path -> bytes), source
     (the assignment's source folder, same form), config (nbgrader_config.py bytes),
+    gradebook (optional: :func:`empty_gradebook`'s bytes),
     duedate (ISO text or None), sandbox (bool), timeout_s, memory_mb, cell_timeout (or
     None), threads. Never raises for a problem in the submission: the result says
     ``ok: False`` and why.
@@ -217,6 +234,8 @@ def grade_one(job: dict) -> dict:
         _write_tree(sub, job["files"])
         _write_tree(course / "solutions" / job["assignment"], job["source"])
         (course / "nbgrader_config.py").write_bytes(job["config"])
+        if job.get("gradebook"):
+            (course / "gradebook.db").write_bytes(job["gradebook"])
         spec = {k: job.get(k) for k in ("student", "assignment", "duedate", "cell_timeout")}
         (private / "job.json").write_text(json.dumps(spec))
         sandboxed = bool(job.get("sandbox", True))
