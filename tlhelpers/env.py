@@ -6,8 +6,12 @@ import platform
 import random
 import sys
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from .arguments import whole
+
+if TYPE_CHECKING:  # torch loads on first use (see apply_to_torch), not with the package
+    import torch
 
 DEVICE_ENV_VAR = "TLH_DEVICE"
 THREADS_ENV_VAR = "TLH_THREADS"
