@@ -96,6 +96,16 @@ def region_lines(source: str, kind: str) -> list[str]:
     return out
 
 
+def regions(source: str):
+    """(region, line) for every line of a cell: region is "SOLUTION", "HIDDEN" or None; marker lines are skipped."""
+    region = None
+    for line in source.split("\n"):
+        if MARKERS.match(line):
+            region = None if "END" in line else ("SOLUTION" if "SOLUTION" in line else "HIDDEN")
+        else:
+            yield region, line
+
+
 def secret_lines(nb: NotebookNode) -> tuple[set[str], set[str]]:
     """(solution lines, hidden-test lines) of a source notebook that appear nowhere else in it.
 
@@ -106,12 +116,9 @@ def secret_lines(nb: NotebookNode) -> tuple[set[str], set[str]]:
     solution, hidden, public = set(), set(), set()
     for cell in nb.cells:
         whole = is_answer(cell) and "BEGIN SOLUTION" not in cell.source  # replaced whole on release
-        region = None
-        for line in cell.source.split("\n"):
+        for region, line in regions(cell.source):
             text = line.strip()
-            if MARKERS.match(line):
-                region = None if "END" in line else ("SOLUTION" if "SOLUTION" in line else "HIDDEN")
-            elif whole or region == "SOLUTION":
+            if whole or region == "SOLUTION":
                 solution.add(text)
             elif region == "HIDDEN":
                 hidden.add(text)

@@ -11,12 +11,11 @@ import re
 
 import pytest
 
-from notebook_helpers import grade_id, is_answer, is_test, meta, solution_notebooks
+from notebook_helpers import grade_id, is_answer, is_test, meta, regions, solution_notebooks
 
 NOTEBOOKS = solution_notebooks()
 WORD_LIMIT = {"10-capstone": 3000}   # the capstone asks for a written report; the rest 2,000
 VISIBLE_TEST_LINES = 25
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
 WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
 
 
@@ -26,7 +25,7 @@ def markdown_words(nb) -> int:
 
 def visible_lines(cell) -> int:
     """Non-blank lines of a test cell that a student sees (hidden tests are cut on release)."""
-    return sum(1 for line in HIDDEN.sub("", cell.source).splitlines() if line.strip())
+    return sum(1 for region, line in regions(cell.source) if region != "HIDDEN" and line.strip())
 
 
 def exercises(nb) -> list[str]:
