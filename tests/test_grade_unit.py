@@ -60,6 +60,32 @@ def test_sandboxed_kernel_hides_the_private_course_and_dies_with_its_processes()
     assert S.kernel_spec("/p", "/p/n", sandboxed=False)["argv"][0] == sys.executable
 
 
+@pytest.mark.slow  # nbgrader's own stamping runs `alembic heads` in a second process (5-10 s)
+def test_the_shared_empty_gradebook_is_stamped_as_nbgrader_stamps_a_new_one(tmp_path):
+    import sqlite3
+
+    from nbgrader.api import Gradebook, get_alembic_version
+
+    path = tmp_path / "gradebook.db"
+    path.write_bytes(S.empty_gradebook())
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(get_alembic_version(),)]
+    with Gradebook(f"sqlite:///{path}") as gb:  # nbgrader takes it as an existing, current gradebook
+        gb.add_student("ada")
+        assert [s.id for s in gb.students] == ["ada"]
+
+
+def test_the_font_list_given_to_each_sandbox_is_one_matplotlib_reads_back(tmp_path):
+    from matplotlib import font_manager
+
+    name, data = S.font_cache()
+    (tmp_path / name).write_bytes(data)
+    fonts = font_manager.json_load(tmp_path / name)
+    assert name == f"fontlist-v{font_manager.FontManager.__version__}.json"
+    assert fonts.ttflist and all(Path(f.fname).is_file() for f in fonts.ttflist)
+    assert Path(fonts.findfont("DejaVu Sans", rebuild_if_missing=False)).name == "DejaVuSans.ttf"
+
+
 def _run(args, course: Path, capsys) -> tuple[int, str]:
     """The command, in process (the same main() as ``python -m tlhelpers.instructor.grade``)."""
     try:

@@ -26,6 +26,7 @@ with the kernel: code in a submission cannot rewrite its own grade either.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -149,20 +150,55 @@ def kernel_spec(private: str, notebook_dir: str, *, sandboxed: bool) -> dict:
     return {"argv": argv, "display_name": "Python 3", "language": "python", "interrupt_mode": "message"}
 
 
+def _alembic_head() -> str:
+    """The gradebook schema's current alembic revision, read in this process."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    config = Config()
+    config.set_main_option("script_location", ALEMBIC_DIR)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def empty_gradebook() -> bytes:
     """An empty nbgrader gradebook, made once per grading run and copied into each private course.
 
-    nbgrader stamps every NEW gradebook with its schema version by running the ``alembic``
-    command, a second Python process: seconds of every submission's grading. A copy of a
-    stamped one skips that.
+    nbgrader stamps every NEW gradebook with its schema version by running the ``alembic
+    heads`` command, a second Python process that imports all of nbgrader (5-10 s). Each
+    private course gets a copy of this one instead, and this one is stamped with the same
+    revision read in this process.
     """
+    from unittest import mock
+
+    import nbgrader.api
     from nbgrader.api import Gradebook
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, \
+            mock.patch.object(nbgrader.api, "get_alembic_version", _alembic_head):
         path = Path(tmp) / "gradebook.db"
         with Gradebook(f"sqlite:///{path}"):
             pass
         return path.read_bytes()
+
+
+@functools.cache
+def font_cache() -> tuple[str, bytes] | None:
+    """(file name, contents) of matplotlib's font list, or None without matplotlib.
+
+    Each sandbox starts with an empty $HOME, where matplotlib would rebuild this list by
+    reading every font file (about 0.4 s of each submission). The fonts are the
+    read-only system and package ones, at the same paths inside; a stale entry only
+    makes matplotlib rebuild the list.
+    """
+    try:
+        from matplotlib import font_manager
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"fontlist-v{font_manager.FontManager.__version__}.json"
+        font_manager.json_dump(font_manager.fontManager, path)
+        return path.name, path.read_bytes()
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -250,6 +286,10 @@ def grade_one(job: dict) -> dict:
         notebook_dir = f"{root}/private/course/autograded/{job['student']}/{job['assignment']}"
         (kdir / "kernel.json").write_text(json.dumps(kernel_spec(f"{root}/private", notebook_dir,
                                                                  sandboxed=sandboxed)))
+        fonts = font_cache()
+        if fonts:
+            (home / ".config" / "matplotlib").mkdir(parents=True)
+            (home / ".config" / "matplotlib" / fonts[0]).write_bytes(fonts[1])
         threads = str(job.get("threads") or 1)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": f"{root}/home", "LANG": "C.UTF-8",
                "PYTHONIOENCODING": "utf-8", "TLH_THREADS": threads, "OMP_NUM_THREADS": threads,
