@@ -7,13 +7,16 @@ command with 2 jobs, and the grades must be equal; the new command's class also 
 attacker (reads and writes outside its folder, opens the gradebook, opens a socket) and
 a submission whose sandbox is killed mid-grade. Then an incremental rerun, feedback and
 export, and the same command fanned out over a real Dask scheduler with two workers on
-127.0.0.1, one of which is killed while it grades.
+127.0.0.1, over TLS, one of which is killed while it grades. Last, the limits no single
+process carries: a disk-filler and processes that hold too much memory together are
+stopped; full tmpfs and a fork bomb are contained and the submission still graded.
 
 bwrap (Debian package ``bubblewrap``) is installed with apt-get when running as root;
 otherwise the sandboxed tests skip with the reason.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -21,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -126,8 +130,8 @@ def _command(course: Path, *args: str, timeout: float = 900) -> subprocess.Compl
                           timeout=timeout)
 
 
-def _popen(course: Path, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+def _popen(course: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    env = dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     return subprocess.Popen([sys.executable, "-m", "tlhelpers.instructor.grade", *args, "--no-progress",
                              f"--cell-timeout={CELL_TIMEOUT}"], cwd=course, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -358,16 +362,31 @@ def test_no_sandbox_is_refused_unless_unsandboxed(tmp_path):
     assert "bubblewrap is not installed" in proc.stderr and "--unsandboxed" in proc.stderr
 
 
-# --- across machines: a real Dask scheduler and two workers on 127.0.0.1 ------------------------
+# --- across machines: a real Dask scheduler and two workers on 127.0.0.1, over TLS -------------
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_dask_cluster_grades_the_class_and_survives_a_killed_worker(tmp_path, bwrap):
+def _tls(folder: Path) -> tuple[list[str], dict[str, str]]:
+    """A throwaway certificate for every endpoint: the dask CLI's flags, and the grading command's config."""
+    pytest.importorskip("cryptography", reason="the test's TLS certificate is made with cryptography")
+    from distributed.security import Security
+
+    made = Security.temporary()
+    cert, key = folder / "dask-cert.pem", folder / "dask-key.pem"
+    cert.write_text(made.tls_ca_file)
+    key.write_text(made.tls_client_key)
+    flags = ["--tls-ca-file", str(cert), "--tls-cert", str(cert), "--tls-key", str(key)]
+    config = {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(cert), "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(cert),
+              "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(key), "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+    return flags, config
+
+
+def test_dask_cluster_over_tls_grades_the_class_and_survives_a_killed_worker(tmp_path, bwrap):
     pytest.importorskip("distributed", reason="dask[distributed] is in the instructor extra")
-    from distributed import Client
+    from distributed import Client, Security
 
     src = build_probe2(tmp_path / "src" / "probe2")
     course = make_course(tmp_path / "course", [], extra={"probe2": src})
@@ -378,24 +397,30 @@ def test_dask_cluster_grades_the_class_and_survives_a_killed_worker(tmp_path, bw
     for sid, nb in {"a-solution": probe.solved(), "b-release": probe.student_copy(), "c-slow": slow}.items():
         submit(course, sid, "probe2", "probe2", nb)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    flags, tls_config = _tls(tmp_path)
     port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    address = f"tls://127.0.0.1:{port}"
     procs = []
     try:
         procs.append(subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                       "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+                                       "--protocol", "tls", *flags, "--no-dashboard"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         workers = {}
         for name in ("w1", "w2"):
             wport = _free_port()
-            workers[f"tcp://127.0.0.1:{wport}"] = subprocess.Popen(
+            workers[f"tls://127.0.0.1:{wport}"] = subprocess.Popen(
                 ["dask", "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", name,
-                 "--host", "127.0.0.1", "--worker-port", str(wport), "--death-timeout", "60"],
+                 "--host", "127.0.0.1", "--worker-port", str(wport), "--protocol", "tls", *flags,
+                 "--death-timeout", "60"],
                 env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs += list(workers.values())
-        with Client(address, timeout="60s") as client:
+        security = Security(tls_ca_file=tls_config["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"],
+                            tls_client_cert=tls_config["DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"],
+                            tls_client_key=tls_config["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"],
+                            require_encryption=True)
+        with Client(address, timeout="60s", security=security) as client:
             client.wait_for_workers(2, timeout=120)
-            grading = _popen(course, "probe2", "--scheduler", address)
+            grading = _popen(course, "probe2", "--scheduler", address, env=tls_config)
             procs.append(grading)
             victim = None
             deadline = time.monotonic() + 300
@@ -412,9 +437,85 @@ def test_dask_cluster_grades_the_class_and_survives_a_killed_worker(tmp_path, bw
         got = {s: grades(course, "probe2", s, "probe2") for s in ("a-solution", "b-release", "c-slow")}
         assert got["a-solution"]["correct_cube"].score == 1.0 and got["b-release"]["correct_cube"].score == 0.0
         assert got["c-slow"]["correct_square"].score == 1.0, "the killed worker's submission was graded elsewhere"
-        assert "Dask scheduler" in out
+        assert "Dask scheduler" in out and "plain TCP" not in out
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=30)
+
+
+# --- limits that no single process carries: the submission's memory, disk, processes, tmpfs ------
+FILL_DISK = """import itertools, os
+for i in itertools.count():  # a disk-filler: more and more files, each within the per-file limit
+    with open(f"junk{i}.bin", "wb") as f:
+        f.write(os.urandom(4 << 20))
+"""
+HOG_MEMORY = """import subprocess, sys, time
+hogs = [subprocess.Popen([sys.executable, "-c", "x = b'x' * (300 << 20); import time; time.sleep(300)"])
+        for _ in range(6)]  # 1.8 GB together, each process well within its own address-space limit
+time.sleep(300)
+"""
+CONTAINED = """import os, subprocess
+def fill(path):
+    try:
+        with open(path, "wb") as f:
+            for _ in range(200):
+                f.write(b"x" * (4 << 20))  # 800 MB into a tmpfs: memory, not disk
+        return "wrote 800 MB"
+    except OSError as err:
+        return type(err).__name__ + ": " + os.strerror(err.errno)
+kids, stopped = [], None
+try:
+    for _ in range(3000):
+        kids.append(subprocess.Popen(["sleep", "120"]))
+except OSError as err:
+    stopped = type(err).__name__
+for kid in kids:
+    kid.kill()
+    kid.wait()
+print("LIMITS", {"tmp": fill("/tmp/fill"), "shm": fill("/dev/shm/fill"), "started": len(kids), "stopped": stopped})
+"""
+
+
+def _grade_alone(tmp_path: Path, student: str, code: str, **limits) -> dict:
+    """grade_one on a probe2 submission whose ``square`` answer runs ``code`` first."""
+    from tlhelpers.instructor import sandbox
+    from tlhelpers.instructor.grade import read_tree
+
+    src = build_probe2(tmp_path / "src" / "probe2")
+    nb = read(src / "probe2.ipynb")
+    find(nb, "square").source = code + "def square(x):\n    return x * x\n"
+    write(nb, tmp_path / student / "probe2.ipynb")
+    job = {"student": student, "assignment": "probe2", "files": read_tree(tmp_path / student),
+           "source": read_tree(src), "config": (REPO / "nbgrader_config.py").read_bytes(),
+           "gradebook": sandbox.empty_gradebook(), "duedate": None, "sandbox": True, "timeout_s": 300,
+           "cell_timeout": CELL_TIMEOUT, "threads": 1, **limits}
+    return sandbox.grade_one(job)
+
+
+def test_a_submission_that_fills_the_disk_is_stopped_at_its_quota(tmp_path, bwrap):
+    result = _grade_alone(tmp_path, "filler", FILL_DISK, disk_mb=200)
+    assert not result["ok"] and result["reason"].startswith("disk limit:"), result["reason"]
+    assert not list(Path(tempfile.gettempdir()).glob("tlh-grade-filler-*")), "its throwaway folder is gone"
+
+
+def test_processes_that_hold_too_much_memory_together_are_stopped(tmp_path, bwrap):
+    result = _grade_alone(tmp_path, "hog", HOG_MEMORY, memory_mb=1200)
+    assert not result["ok"] and result["reason"].startswith("memory limit:"), result["reason"]
+    leftovers = subprocess.run(["pgrep", "-f", "x = b'x' \\* \\(300"], capture_output=True, text=True).stdout
+    assert leftovers == "", "every process of the submission died with it"
+
+
+def test_tmpfs_and_process_limits_contain_a_submission_that_is_still_graded(tmp_path, bwrap):
+    from tlhelpers.instructor import sandbox
+
+    result = _grade_alone(tmp_path, "greedy", CONTAINED)
+    assert result["ok"], result["reason"] + result["log"][-3000:]
+    nb = nbformat.reads(result["autograded"]["probe2.ipynb"].decode(), as_version=4)
+    text = "".join(o.get("text", "") for o in find(nb, "square").outputs)
+    seen = ast.literal_eval(re.search(r"LIMITS (\{.*\})", text).group(1))
+    assert seen["tmp"].startswith("OSError: No space left") and seen["shm"].startswith("OSError: No space left"), seen
+    if os.geteuid() == 0:  # a uid of its own per submission makes RLIMIT_NPROC a per-submission limit
+        assert seen["stopped"] == "BlockingIOError" and seen["started"] < sandbox.PROCESSES, seen
+    assert result["notebooks"]["probe2"]["grades"]["correct_square"]["auto_score"] == 1.0

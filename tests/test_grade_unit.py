@@ -38,17 +38,44 @@ def test_state_round_trip_is_atomic_json(tmp_path):
 
 
 def test_sandbox_command_binds_only_the_throwaway_folder_writable(tmp_path):
-    cmd = S.bwrap_command(tmp_path, ["python", "-c", "pass"])
+    cmd = S.bwrap_command(tmp_path, ["python", "-c", "pass"], uid=S.UID_BASE + 7)
     text = " ".join(cmd)
     assert ["--bind", str(tmp_path), S.INSIDE] == cmd[cmd.index("--bind"):cmd.index("--bind") + 3]
     assert text.count("--bind ") == 1, "exactly one read-write bind"
     assert ["--cap-drop", "ALL"] == cmd[cmd.index("--cap-drop"):cmd.index("--cap-drop") + 2]
     assert {"--unshare-net", "--unshare-pid"} <= set(cmd) or "--unshare-all" in cmd
     if os.geteuid() == 0:  # root mounts, then drops to nobody before running anything of the submission's
-        assert f"--reuid={S.NOBODY}" in cmd and cmd.index("--reuid=65534") < cmd.index("python")
+        assert f"--reuid={S.UID_BASE + 7}" in cmd and cmd.index(f"--reuid={S.UID_BASE + 7}") < cmd.index("python")
         assert "--unshare-user" not in cmd and "--unshare-all" not in cmd
     assert str(REPO) not in text.replace(str(REPO / "tlhelpers"), ""), "the course root is not in the sandbox"
     assert "--die-with-parent" in cmd and "--ro-bind" in cmd
+    for mount in ("/tmp", "/dev/shm"):  # in memory: sized, or a submission could fill the machine's memory
+        at = len(cmd) - 1 - cmd[::-1].index(mount)
+        assert cmd[at - 1] == "--tmpfs" and cmd[at - 3] == "--size" and int(cmd[at - 2]) == S.TMPFS_MB << 20, mount
+
+
+@pytest.mark.parametrize("address, private", [
+    ("tls://10.0.0.5:8786", True), ("tcp://127.0.0.1:8786", True), ("tcp://localhost:8786", True),
+    ("tcp://[::1]:8786", True), ("tcp://10.0.0.5:8786", False), ("10.0.0.5:8786", False),
+    ("tcp://grading.example.org:8786", False)])
+def test_only_a_tls_or_loopback_scheduler_goes_without_a_warning(address, private):
+    assert G._private_address(address) is private
+
+
+def test_each_submission_graded_at_once_gets_a_uid_of_its_own():
+    with S._sandbox_user() as a, S._sandbox_user() as b:
+        assert a != b and min(a, b) >= S.UID_BASE
+    with S._sandbox_user() as c:
+        assert c == a, "a finished submission's uid is reused"
+
+
+def test_the_disk_watch_counts_what_a_submission_hid_from_its_owner(tmp_path):
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "big.bin").write_bytes(b"x" * (3 << 20))
+    hidden.chmod(0)
+    used, entries = S._disk_usage(tmp_path)
+    assert used >= 3 << 20 and entries == 2
 
 
 def test_sandboxed_kernel_hides_the_private_course_and_dies_with_its_processes():

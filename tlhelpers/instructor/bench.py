@@ -381,9 +381,9 @@ def bench_grading(args) -> list[dict]:
     print(f"  projection, 200 students x 11 assignments = {total} submissions at this assignment's cost "
           f"(scale by the mean notebook time of the course):")
     for cores in (16, 64, 256):
-        hours = total * core_s / cores / 3600
+        minutes = total * core_s / cores / 60
         where = "one 16-core machine" if cores == 16 else f"a cluster of {cores} cores"
-        print(f"    {where}: {hours:.1f} h")
+        print(f"    {where}: {minutes / 60:.1f} h" if minutes >= 90 else f"    {where}: {minutes:.0f} min")
     return rows
 
 

@@ -234,7 +234,7 @@ def _dask_pool(address: str):
 
 def grade(course: Course, assignments: list[str], *, students: list[str] | None = None, jobs: int = 0,
           scheduler: str | None = None, force: bool = False, sandboxed: bool = True, retries: int = 1,
-          timeout_s: float = 3600, memory_mb: int = 8192, file_mb: int = 2048, cell_timeout: int | None = None,
+          timeout_s: float = 3600, memory_mb: int = 8192, disk_mb: int = 2048, cell_timeout: int | None = None,
           progress: bool = True) -> Outcome:
     """Grade every new or changed submission of ``assignments``; this process writes every result."""
     from tqdm.auto import tqdm
@@ -256,7 +256,7 @@ def grade(course: Course, assignments: list[str], *, students: list[str] | None 
                 continue
             pending.append({"student": student, "assignment": assignment, "files": files, "source": source,
                             "config": config, "duedate": duedate, "sandbox": sandboxed, "timeout_s": timeout_s,
-                            "memory_mb": memory_mb, "file_mb": file_mb, "cell_timeout": cell_timeout,
+                            "memory_mb": memory_mb, "disk_mb": disk_mb, "cell_timeout": cell_timeout,
                             "threads": 1, "hash": digest, "tries": 0})
     jobs = jobs or os.cpu_count() or 1
     where = f"Dask scheduler {scheduler}" if scheduler else f"{jobs} local job(s)"
@@ -323,6 +323,21 @@ def _record(course: Course, state: State, job: dict, result: dict, outcome: Outc
 
 
 # --------------------------------------------------------------------------- the command
+def _private_address(address: str) -> bool:
+    """True for a TLS scheduler address, or one on this machine's loopback (no one else can reach it)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme in ("tls", "inproc"):
+        return True
+    host = parts.hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.instructor.grade", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -335,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unsandboxed", action="store_true",
                         help="grade WITHOUT a sandbox (student code runs as you, sees your files and network)")
     parser.add_argument("--timeout", type=float, default=3600, help="wall-time limit per submission, seconds")
-    parser.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per submission (0: none)")
+    parser.add_argument("--memory-mb", type=int, default=8192,
+                        help="memory of one submission, all its processes together (0: no limit)")
+    parser.add_argument("--disk-mb", type=int, default=2048, help="all one submission may write (0: no limit)")
     parser.add_argument("--cell-timeout", type=int, help="override Execute.timeout (seconds per cell)")
     parser.add_argument("--retries", type=int, default=1, help="retries of a submission whose worker was killed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -358,11 +375,16 @@ def main(argv: list[str] | None = None) -> int:
                   "(gradebook.db, solutions/, other submissions) and your network. Fix the sandbox, or pass "
                   "--unsandboxed to grade without one anyway.", file=sys.stderr)
             return 3
+    if args.scheduler and not _private_address(args.scheduler):
+        print(f"WARNING: {args.scheduler} is plain TCP: anyone who can reach it can read the submissions and "
+              "hidden tests sent through it and run code on its workers. Use tls:// with certificates "
+              "(docs/instructors.md, 'On several machines').", file=sys.stderr)
     if not sandboxed:
         print("WARNING: --unsandboxed: student code runs as you, with your files and network.", file=sys.stderr)
     outcome = grade(course, assignments, students=args.student, jobs=args.jobs, scheduler=args.scheduler,
                     force=args.force, sandboxed=sandboxed, retries=args.retries, timeout_s=args.timeout,
-                    memory_mb=args.memory_mb, cell_timeout=args.cell_timeout, progress=not args.no_progress)
+                    memory_mb=args.memory_mb, disk_mb=args.disk_mb, cell_timeout=args.cell_timeout,
+                    progress=not args.no_progress)
     print(f"graded {len(outcome.graded)}, not graded {len(outcome.failed)}, unchanged {outcome.skipped}",
           file=sys.stderr)
     for f in outcome.failed:

@@ -280,17 +280,3 @@ class HideHiddenTests(ClearHiddenTests):
                     output.traceback = [f"\x1b[0;31m{output.ename}\x1b[0m: {output.evalue}",
                                         "(traceback not shown: this test cell has hidden tests)"]
         return cell, resources
-        kept, hidden = [], False
-        for line in cell.source.split("\n"):
-            if self.begin in line:
-                hidden = True
-            elif self.end in line:
-                hidden = False
-            elif not hidden:
-                kept.append(line)
-        cell.source = "\n".join(kept)
-        for output in cell.get("outputs", []):
-            if output.output_type == "error":
-                output.traceback = [f"\x1b[0;31m{output.ename}\x1b[0m: {output.evalue}",
-                                    "(traceback not shown: this test cell has hidden tests)"]
-        return cell, resources

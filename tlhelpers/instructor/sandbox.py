@@ -17,15 +17,18 @@ The sandbox (``bwrap``): read-only /usr, /etc, /lib*, /bin, /sbin and the Python
 environment; the tlhelpers package read-only; the throwaway folder read-write, and nothing
 else (no course root, no gradebook, no other submission, no /root or /home, an empty
 /tmp); new pid, network, ipc and uts namespaces (no network at all, a loopback for the
-kernel's own sockets), an unprivileged user (``nobody`` when the grader is root) and no
-capabilities; memory, file-size and process limits
-(setrlimit) and a wall-time limit for the whole submission. The student's kernel runs in a
+kernel's own sockets), an unprivileged user (a uid of its own for each submission when the
+grader is root) and no capabilities. Limits: per process (setrlimit) address space, file
+size and, as root, processes per submission; for the whole submission, watched every
+second, the memory of all its processes together, all it writes (files, and /tmp and
+/dev/shm are small tmpfs) and the wall time. The student's kernel runs in a
 second, nested sandbox that also hides the private course (its gradebook, the hidden tests,
 the results file) and shares only the notebook's own folder, and whose processes all die
 with the kernel: code in a submission cannot rewrite its own grade either.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -35,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +47,11 @@ SYSTEM_DIRS = ("/usr", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/
 INSIDE = "/grading"                 # the throwaway folder, seen from inside the sandbox
 INSIDE_LIB = "/opt/tlh-lib"         # the tlhelpers package, read-only, on PYTHONPATH
 MAX_RESULT_BYTES = 200_000_000      # files brought back from one submission, in all
+TMPFS_MB = 512                      # each of the sandbox's /tmp and /dev/shm (memory-backed)
+POLL_S = 1.0                        # how often the watchdog looks at a running submission
+MAX_FILES = 100_000                 # files and folders one submission may create
+PROCESSES = 512                     # processes and threads of one submission (when graded as root)
+UID_BASE = 2_000_000_000            # sandbox users (as root): far above any real account's uid
 
 
 # --------------------------------------------------------------------------- availability
@@ -108,18 +117,19 @@ def _dirs_for(paths: list[str]) -> list[str]:
     return args
 
 
-def bwrap_command(workdir: Path, inner: list[str]) -> list[str]:
+def bwrap_command(workdir: Path, inner: list[str], *, uid: int = NOBODY) -> list[str]:
     """The bwrap command line that runs ``inner`` with only ``workdir`` writable (at /grading).
 
-    Run by root, bwrap mounts as root and the command inside drops to ``nobody`` with
-    setpriv (a user namespace would map the sandbox's user to root outside, the owner of
-    /etc/shadow); run by anyone else, a user namespace maps it to that user.
+    Run by root, bwrap mounts as root and the command inside drops to ``uid`` with setpriv
+    (a user namespace would map the sandbox's user to root outside, the owner of
+    /etc/shadow); run by anyone else, a user namespace maps it to that user. /tmp and
+    /dev/shm are small tmpfs of their own (they live in memory).
     """
     lib = f"{INSIDE_LIB}/tlhelpers"
     if os.geteuid() == 0:
         who = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        inner = [shutil.which("setpriv") or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+        inner = [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  *inner]
     else:
         who = ["--unshare-all", "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000"]
@@ -127,9 +137,13 @@ def bwrap_command(workdir: Path, inner: list[str]) -> list[str]:
             *[a for root in _python_roots() for a in ("--ro-bind", root, root)],
             "--ro-bind", _package_dir(), lib,
             "--bind", str(workdir), INSIDE,
-            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+            "--proc", "/proc", "--dev", "/dev", *_small_tmpfs("/tmp"), *_small_tmpfs("/dev/shm"),
             *who, "--hostname", "grading", "--die-with-parent", "--new-session",
             "--chdir", "/", *inner]  # (root without capabilities may not enter a folder nobody owns)
+
+
+def _small_tmpfs(path: str, mb: int = TMPFS_MB) -> list[str]:
+    return ["--perms", "1777", "--size", str(mb << 20), "--tmpfs", path]
 
 
 def kernel_spec(private: str, notebook_dir: str, *, sandboxed: bool) -> dict:
@@ -144,7 +158,8 @@ def kernel_spec(private: str, notebook_dir: str, *, sandboxed: bool) -> dict:
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     if not sandboxed:
         return {"argv": kernel, "display_name": "Python 3", "language": "python"}
-    argv = [BWRAP, "--dev-bind", "/", "/", "--tmpfs", private, "--bind", notebook_dir, notebook_dir,
+    argv = [BWRAP, "--dev-bind", "/", "/", "--size", str(1 << 20), "--tmpfs", private,
+            "--bind", notebook_dir, notebook_dir,
             "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--unsetenv", "JPY_PARENT_PID",
             "--chdir", notebook_dir, *kernel]
     return {"argv": argv, "display_name": "Python 3", "language": "python", "interrupt_mode": "message"}
@@ -247,14 +262,145 @@ def _limits(memory_mb: int, file_mb: int, processes: int):
     return apply
 
 
+@contextlib.contextmanager
+def _sandbox_user():
+    """A uid of its own for each submission graded at once here, so per-user limits are per submission."""
+    with _USERS_LOCK:
+        slot = next(i for i in range(len(_USERS) + 1) if i not in _USERS)
+        _USERS.add(slot)
+    try:
+        yield UID_BASE + (os.getpid() % 100_000) * 1000 + slot % 1000
+    finally:
+        with _USERS_LOCK:
+            _USERS.discard(slot)
+
+
+_USERS: set[int] = set()
+_USERS_LOCK = threading.Lock()
+
+
+def _disk_usage(folder: Path) -> tuple[int, int]:
+    """(bytes allocated, entries) under ``folder``; a folder the submission made unreadable is opened."""
+    total, entries, stack = 0, 0, [str(folder)]
+    while stack:
+        path = stack.pop()
+        try:
+            listing = list(os.scandir(path))
+        except PermissionError:
+            try:
+                os.chmod(path, 0o700)
+                listing = list(os.scandir(path))
+            except OSError:
+                continue
+        except OSError:
+            continue
+        for entry in listing:
+            entries += 1
+            try:
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+            except OSError:
+                continue
+    return total, entries
+
+
+def _process_tree(pid: int) -> list:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _resident_bytes(processes: list) -> int:
+    import psutil
+
+    total = 0
+    for proc in processes:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill the sandbox and everything in it (bwrap's own children die with it; unsandboxed, each one)."""
+    import psutil
+
+    tree = _process_tree(proc.pid)
+    for p in reversed(tree):
+        try:
+            p.kill()
+        except psutil.Error:
+            continue
+    proc.kill()
+    proc.wait()
+
+
+def _broken_limit(proc: subprocess.Popen, folder: Path, log, *, deadline: float, memory_mb: int,
+                  disk_mb: int) -> str | None:
+    """Why the running submission must be stopped now, or None."""
+    if time.monotonic() > deadline:
+        return "wall-time limit"
+    if memory_mb > 0:
+        held = _resident_bytes(_process_tree(proc.pid))
+        if held > memory_mb << 20:
+            return (f"memory limit: its processes held {held >> 20:,} MB together (limit {memory_mb:,} MB, "
+                    "--memory-mb)")
+    if disk_mb > 0:
+        used, entries = _disk_usage(folder)
+        used += os.fstat(log.fileno()).st_size
+        if used > disk_mb << 20:
+            return f"disk limit: it wrote {used >> 20:,} MB (limit {disk_mb:,} MB, --disk-mb)"
+        if entries > MAX_FILES:
+            return f"disk limit: it made more than {MAX_FILES:,} files"
+    return None
+
+
+def _run_watched(cmd: list[str], *, folder: Path, cwd: Path, env: dict, preexec, timeout: float, memory_mb: int,
+                 disk_mb: int) -> tuple[int | None, str, str]:
+    """Run the sandbox, looking at it every POLL_S; return (exit status or None, output, why it was stopped).
+
+    The limits that no single process can be given: the submission's processes together
+    (memory), and everything it writes (disk), as well as the wall time.
+    """
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=preexec)
+        why = ""
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                why = _broken_limit(proc, folder, log, deadline=deadline, memory_mb=memory_mb, disk_mb=disk_mb)
+                if why:
+                    _kill(proc)
+                    rc = None
+                    break
+        finally:
+            if proc.poll() is None:  # this thread was interrupted: leave nothing running
+                _kill(proc)
+        log.seek(max(0, os.fstat(log.fileno()).st_size - 100_000))
+        return rc, log.read().decode("utf-8", "replace"), why or ""
+
+
 def grade_one(job: dict) -> dict:
     """Grade one submission in a throwaway folder; return scores, comments and files as data.
 
     ``job`` keys: student, assignment, files (submission: relative path -> bytes), source
     (the assignment's source folder, same form), config (nbgrader_config.py bytes),
     gradebook (optional: :func:`empty_gradebook`'s bytes),
-    duedate (ISO text or None), sandbox (bool), timeout_s, memory_mb, cell_timeout (or
-    None), threads. Never raises for a problem in the submission: the result says
+    duedate (ISO text or None), sandbox (bool), timeout_s, memory_mb (all its processes
+    together), disk_mb (all it writes), file_mb (one file), processes (optional), cell_timeout
+    (or None), threads. Never raises for a problem in the submission: the result says
     ``ok: False`` and why.
     """
     start = time.monotonic()
@@ -292,6 +438,7 @@ def grade_one(job: dict) -> dict:
             (home / ".config" / "matplotlib" / fonts[0]).write_bytes(fonts[1])
         threads = str(job.get("threads") or 1)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": f"{root}/home", "LANG": "C.UTF-8",
+               "USER": "student", "LOGNAME": "student",  # the sandbox's uid has no passwd entry
                "PYTHONIOENCODING": "utf-8", "TLH_THREADS": threads, "OMP_NUM_THREADS": threads,
                "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
                "TLH_CACHE_DIR": f"{root}/home/.cache/tlhelpers", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
@@ -300,25 +447,25 @@ def grade_one(job: dict) -> dict:
                "JUPYTER_CONFIG_DIR": f"{root}/home/.jupyter", "IPYTHONDIR": f"{root}/home/.ipython",
                "MPLCONFIGDIR": f"{root}/home/.config/matplotlib",
                "PYTHONPATH": INSIDE_LIB if sandboxed else os.path.dirname(_package_dir())}
-        if sandboxed and os.geteuid() == 0:  # the sandbox runs as nobody: it owns its throwaway folder
-            for path in [tmp, *tmp.rglob("*")]:
-                os.lchown(path, NOBODY, NOBODY)
-        inner = [sys.executable, "-m", "tlhelpers.instructor.sandbox", "inner", f"{root}/private"]
-        cmd = bwrap_command(tmp, inner) if sandboxed else inner
-        timeout = float(job.get("timeout_s") or 1800)
-        try:
-            proc = subprocess.run(cmd, cwd=str(course), env=env, capture_output=True, timeout=timeout,
-                                  preexec_fn=_limits(int(job.get("memory_mb") or 0), int(job.get("file_mb") or 0),
-                                                     int(job.get("processes") or 0)))
-            out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-            rc = proc.returncode
-        except subprocess.TimeoutExpired as err:
-            out = ((err.stdout or b"") + (err.stderr or b"")).decode("utf-8", "replace")
-            rc = None
+        as_root = sandboxed and os.geteuid() == 0
+        with _sandbox_user() as uid:
+            if as_root:  # the sandbox runs as a user of its own: it owns its throwaway folder
+                for path in [tmp, *tmp.rglob("*")]:
+                    os.lchown(path, uid, uid)
+            inner = [sys.executable, "-m", "tlhelpers.instructor.sandbox", "inner", f"{root}/private"]
+            cmd = bwrap_command(tmp, inner, uid=uid) if sandboxed else inner
+            timeout = float(job.get("timeout_s") or 1800)
+            memory_mb, disk_mb = int(job.get("memory_mb") or 0), int(job.get("disk_mb") or 0)
+            file_mb = min([x for x in (int(job.get("file_mb") or 0), disk_mb) if x > 0], default=0)
+            processes = int(job.get("processes") or (PROCESSES if as_root else 0))
+            rc, out, why = _run_watched(cmd, folder=tmp, cwd=course, env=env, timeout=timeout, memory_mb=memory_mb,
+                                        disk_mb=disk_mb, preexec=_limits(memory_mb, file_mb, processes))
         result["log"] = out[-20000:]
         report = private / "result.json"
-        if rc is None:
+        if why == "wall-time limit":
             result["reason"] = f"wall-time limit: not finished after {timeout:.0f} s (killed)"
+        elif why:
+            result["reason"] = f"{why} (killed)"
         elif rc < 0:
             result["reason"] = f"the grading process was killed by signal {signal.Signals(-rc).name}"
         elif not report.is_file():
