@@ -15,9 +15,9 @@ their modules.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from . import env
-from .env import available_cpus, device, doctor, seed_everything, set_threads, thread_count
 
 _MODULES = {
     "backbones": ["EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories",
@@ -35,15 +35,17 @@ _MODULES = {
     "train": ["History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch"],
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
+_SUBMODULES = {module.name for module in pkgutil.iter_modules(__path__)}
 __all__ = [name for names in _MODULES.values() for name in names]
 __version__ = "0.1.0"
+globals().update({name: getattr(env, name) for name in _MODULES["env"]})  # light: loaded now
 
 
 def __getattr__(name: str):
     """Load a helper's module on first use (and a submodule such as ``tlh.surgery`` by its name)."""
     if name in _HOME:
         value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
-    elif name in _MODULES or name in ("arguments", "assets", "instructor"):
+    elif name in _SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -53,7 +55,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_MODULES))
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
 
 
-set_threads()
+env.set_threads()
