@@ -22,7 +22,7 @@ __all__ = ["CONFIG", "COURSE", "MARKERS", "NON_ASCII", "REPO", "SOLUTIONS", "TAM
            "assignment_ids", "defined_names", "disguised_submission", "find", "grade_id", "grades", "grading_env",
            "helpers_called_by_tests", "is_answer", "is_test", "liar_submission", "make_course", "meta", "nbgrader",
            "new_cell", "noisy_submission", "notebooks", "patched_checks_submission", "prefixed_submission", "read",
-           "read_csv", "region_lines", "secret_lines", "strip_markers", "submit", "tamper_plans",
+           "read_csv", "secret_lines", "strip_markers", "submit", "tamper_plans",
            "tampered_submission", "transformer_submission", "write", "write_students_csv"]
 
 from cheat_submissions import (NON_ASCII, TAMPERS, defined_names, disguised_submission,  # noqa: F401
@@ -30,8 +30,8 @@ from cheat_submissions import (NON_ASCII, TAMPERS, defined_names, disguised_subm
                                patched_checks_submission, prefixed_submission, tamper_plans, tampered_submission,
                                transformer_submission)
 from notebook_helpers import (CONFIG, COURSE, MARKERS, REPO, SOLUTIONS, Assignment, assignment_ids,  # noqa: F401
-                              find, grade_id, is_answer, is_test, meta, new_cell, notebooks, read, region_lines,
-                              secret_lines, strip_markers, write)
+                              find, grade_id, is_answer, is_test, meta, new_cell, notebooks, read, secret_lines,
+                              strip_markers, write)
 
 # --- a course folder and the nbgrader command line ----------------------------------------
 def make_course(root: Path, assignments: list[str], *, extra: dict[str, Path] | None = None) -> Path:

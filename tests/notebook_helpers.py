@@ -83,19 +83,6 @@ def strip_markers(source: str) -> str:
     return "\n".join(line for line in source.split("\n") if not MARKERS.match(line))
 
 
-def region_lines(source: str, kind: str) -> list[str]:
-    """Return the lines inside ``### BEGIN <kind>`` ... ``### END <kind>`` regions."""
-    out, inside = [], False
-    for line in source.split("\n"):
-        if f"BEGIN {kind}" in line:
-            inside = True
-        elif f"END {kind}" in line:
-            inside = False
-        elif inside:
-            out.append(line)
-    return out
-
-
 def regions(source: str):
     """(region, line) for every line of a cell: region is "SOLUTION", "HIDDEN" or None; marker lines are skipped."""
     region = None
