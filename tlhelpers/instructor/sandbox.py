@@ -243,7 +243,7 @@ def _read_tree(root: Path, limit: int = MAX_RESULT_BYTES) -> tuple[dict[str, byt
     return files, dropped
 
 
-def _limits(memory_mb: int, file_mb: int, processes: int):
+def _limits(memory_mb: int, disk_mb: int, processes: int):
     def apply():
         os.setsid()
         try:  # the sandbox dies with the worker that started it (a killed Dask worker leaves nothing behind)
@@ -254,8 +254,8 @@ def _limits(memory_mb: int, file_mb: int, processes: int):
             pass
         if memory_mb > 0:
             resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-        if file_mb > 0:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
+        if disk_mb > 0:  # no single file bigger than all it may write
+            resource.setrlimit(resource.RLIMIT_FSIZE, (disk_mb << 20, disk_mb << 20))
         if processes > 0:
             resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -399,7 +399,7 @@ def grade_one(job: dict) -> dict:
     (the assignment's source folder, same form), config (nbgrader_config.py bytes),
     gradebook (optional: :func:`empty_gradebook`'s bytes),
     duedate (ISO text or None), sandbox (bool), timeout_s, memory_mb (all its processes
-    together), disk_mb (all it writes), file_mb (one file), processes (optional), cell_timeout
+    together), disk_mb (all it writes, and its largest file), processes (optional), cell_timeout
     (or None), threads. Never raises for a problem in the submission: the result says
     ``ok: False`` and why.
     """
@@ -456,10 +456,9 @@ def grade_one(job: dict) -> dict:
             cmd = bwrap_command(tmp, inner, uid=uid) if sandboxed else inner
             timeout = float(job.get("timeout_s") or 1800)
             memory_mb, disk_mb = int(job.get("memory_mb") or 0), int(job.get("disk_mb") or 0)
-            file_mb = min([x for x in (int(job.get("file_mb") or 0), disk_mb) if x > 0], default=0)
             processes = int(job.get("processes") or (PROCESSES if as_root else 0))
             rc, out, why = _run_watched(cmd, folder=tmp, cwd=course, env=env, timeout=timeout, memory_mb=memory_mb,
-                                        disk_mb=disk_mb, preexec=_limits(memory_mb, file_mb, processes))
+                                        disk_mb=disk_mb, preexec=_limits(memory_mb, disk_mb, processes))
         result["log"] = out[-20000:]
         report = private / "result.json"
         if why == "wall-time limit":
