@@ -369,8 +369,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tls(folder: Path) -> tuple[list[str], dict[str, str]]:
-    """A throwaway certificate for every endpoint: the dask CLI's flags, and the grading command's config."""
+def _tls(folder: Path):
+    """A throwaway certificate for every endpoint: the dask CLI's flags, the command's config, a Security."""
     pytest.importorskip("cryptography", reason="the test's TLS certificate is made with cryptography")
     from distributed.security import Security
 
@@ -381,12 +381,12 @@ def _tls(folder: Path) -> tuple[list[str], dict[str, str]]:
     flags = ["--tls-ca-file", str(cert), "--tls-cert", str(cert), "--tls-key", str(key)]
     config = {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(cert), "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(cert),
               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(key), "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
-    return flags, config
+    return flags, config, made
 
 
 def test_dask_cluster_over_tls_grades_the_class_and_survives_a_killed_worker(tmp_path, bwrap):
     pytest.importorskip("distributed", reason="dask[distributed] is in the instructor extra")
-    from distributed import Client, Security
+    from distributed import Client
 
     src = build_probe2(tmp_path / "src" / "probe2")
     course = make_course(tmp_path / "course", [], extra={"probe2": src})
@@ -397,7 +397,7 @@ def test_dask_cluster_over_tls_grades_the_class_and_survives_a_killed_worker(tmp
     for sid, nb in {"a-solution": probe.solved(), "b-release": probe.student_copy(), "c-slow": slow}.items():
         submit(course, sid, "probe2", "probe2", nb)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    flags, tls_config = _tls(tmp_path)
+    flags, tls_config, security = _tls(tmp_path)
     port = _free_port()
     address = f"tls://127.0.0.1:{port}"
     procs = []
@@ -414,10 +414,6 @@ def test_dask_cluster_over_tls_grades_the_class_and_survives_a_killed_worker(tmp
                  "--death-timeout", "60"],
                 env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs += list(workers.values())
-        security = Security(tls_ca_file=tls_config["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"],
-                            tls_client_cert=tls_config["DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"],
-                            tls_client_key=tls_config["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"],
-                            require_encryption=True)
         with Client(address, timeout="60s", security=security) as client:
             client.wait_for_workers(2, timeout=120)
             grading = _popen(course, "probe2", "--scheduler", address, env=tls_config)

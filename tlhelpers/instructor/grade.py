@@ -326,12 +326,12 @@ def _record(course: Course, state: State, job: dict, result: dict, outcome: Outc
 def _private_address(address: str) -> bool:
     """True for a TLS scheduler address, or one on this machine's loopback (no one else can reach it)."""
     import ipaddress
-    from urllib.parse import urlsplit
 
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    if parts.scheme in ("tls", "inproc"):
+    from distributed.comm.addressing import get_address_host, parse_address
+
+    if parse_address(address)[0] in ("tls", "inproc"):
         return True
-    host = parts.hostname or ""
+    host = get_address_host(address)
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
