@@ -27,6 +27,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 
 from tlhelpers.instructor.grading import (CourseExecute, DropEmptyNbgraderMetadata, FlagSuspiciousCode, GradeOnErrorsOnly,
                                HideHiddenTests, LimitOutputSize, RestoreMissingGradedCells, StripLockedCellTags)
+from tlhelpers.instructor.late import PenaltyPerDayLate
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -60,3 +61,7 @@ c.Execute.iopub_timeout = 30               # wait this long for a cell's output 
 c.Execute.raise_on_iopub_timeout = False   # ...then go on (nbgrader's default abandons the submission)
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
+
+# --- late submissions (a due date set with `nbgrader db assignment add <id> --duedate=...`) ---
+c.AssignLatePenalties.plugin_class = PenaltyPerDayLate   # 10 % of the score off per started day late
+c.PenaltyPerDayLate.percent_per_day = 10

@@ -1,0 +1,339 @@
+"""A class on a real JupyterHub, from release to feedback, in a real browser (Playwright + Chromium).
+
+``python -m tlhelpers.instructor.hub --students alice,bob,carol`` starts the hub with real Unix
+accounts, nbgrader's exchange and the Formgrader as a hub service. Then, as a class would:
+
+- the instructor (the grader account) releases 00-setup and 03-feature-extraction;
+- alice logs in, fetches 00-setup in the Assignments tab, answers, sees Validate succeed, submits;
+- bob submits the release unchanged; the due date passes; carol submits a full answer, late;
+- the instructor collects and grades with ``python -m tlhelpers.instructor.grade`` (sandboxed),
+  sees the three scores in the Formgrader, generates and releases feedback;
+- alice fetches her feedback in the browser and reads her score;
+- ``nbgrader export`` lists all three, carol with her late penalty;
+- Ctrl-C stops the hub, and no process of the class is left.
+
+Needs root, Node's configurable-http-proxy, bubblewrap and Chromium (installed when missing, as
+root); skips with the reason otherwise (fails under CI=true). Screenshots go to artifacts/.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import browser_helpers as bh
+import hub_helpers as hh
+from notebook_helpers import grade_id, is_answer, read, strip_markers
+
+pytestmark = pytest.mark.slow
+
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+STUDENTS = ["alice", "bob", "carol"]
+INSTRUCTOR = "instructor"
+COURSE = "transfer-learning"
+GRADER = f"grader-{COURSE}"
+ASSIGNMENT, HEAVIER = "00-setup", "03-feature-extraction"
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the hub test must run in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def prerequisites():
+    """Root, the proxy, bubblewrap, Chromium and the class's Python, or a skip that says which is missing."""
+    if os.environ.get("TLH_SKIP_BROWSER", "").strip().lower() in ("1", "true", "yes"):
+        pytest.skip("browser tests switched off by TLH_SKIP_BROWSER")
+    if os.geteuid() != 0:
+        _unavailable("the class hub test runs as root (it creates Unix accounts)")
+    logs = bh.ARTIFACTS
+    from apt_helpers import ensure_binary, which
+
+    needs = {"configurable-http-proxy": hh.ensure_proxy(logs / "npm-proxy.log"),
+             "bubblewrap": ensure_binary(which("bwrap"), ("bubblewrap",), logs / "apt-bubblewrap.log"),
+             "chromium": bh.install_chromium(logs / "apt-chromium.log"),
+             "the class's Python": hh.ensure_class_env(logs / "class-env.log")}
+    missing = [f"{what}: {reason}" for what, (path, reason) in needs.items() if path is None]
+    if missing:
+        _unavailable("; ".join(missing))
+    foreign = hh.foreign_accounts([*STUDENTS, INSTRUCTOR, GRADER])
+    if foreign:
+        _unavailable(f"accounts {foreign} exist on this machine and were not made by this test")
+    return {what: path for what, (path, _) in needs.items()}
+
+
+@pytest.fixture(scope="module")
+def hub(prerequisites):
+    """The class hub, started by the command as an instructor would; stopped (Ctrl-C) at the end."""
+    base = Path(tempfile.mkdtemp(prefix="tlh-hub-test-"))
+    base.chmod(0o755)  # the users read the class's settings under it
+    port, service_port = bh.free_port(), bh.free_port()
+    args = ["--students", ",".join(STUDENTS), "--instructors", INSTRUCTOR, "--python", prerequisites["the class's Python"],
+            "--state", str(base / "state"), "--exchange", str(base / "exchange"), "--port", str(port),
+            "--service-port", str(service_port), "--reset-passwords"]
+    users = [*STUDENTS, INSTRUCTOR, GRADER]
+    running = None
+    try:
+        running = hh.RunningHub.start(args, port=port, state=base / "state")
+        hh.mark_and_remove_later(users)
+        settings = json.loads((base / "state" / "class.json").read_text())
+        running.env, running.grader_course_dir = settings["environment"], Path(settings["grader_course_dir"])
+        yield running
+    finally:
+        if running is not None:
+            running.exit_code = running.stop()
+            print("\n".join(running.output[-5:]))
+        hh.remove_test_accounts(users)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(prerequisites):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=prerequisites["chromium"], headless=True, args=bh.CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+# ----------------------------------------------------------------------------- the people
+def instructor_cli(hub, *args: str, timeout: float = 600):
+    """An nbgrader or course command run by the grader account in the course it holds."""
+    proc = hh.as_user(GRADER, "python", *args, env=hub.env, cwd=hub.grader_course_dir, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def student_cli(hub, user: str, *args: str):
+    proc = hh.as_user(user, "python", "-m", "nbgrader", *args, "--course", COURSE, env=hub.env)
+    assert proc.returncode == 0, f"{user}: nbgrader {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc
+
+
+def log_in(browser, hub, user: str):
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", hub.passwords[user])
+    page.click("#login_submit")
+    return page
+
+
+def open_nbgrader(page, item: str) -> None:
+    """Open an entry of JupyterLab's Nbgrader menu (Assignment List, Formgrader, ...)."""
+    menu = page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$"))
+    menu.wait_for(timeout=120_000)
+    menu.click()
+    page.locator(".lm-Menu:visible .lm-Menu-itemLabel", has_text=re.compile(f"^{item}$")).click()
+
+
+def shot(page, name: str) -> None:
+    bh.ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(bh.ARTIFACTS / name))
+    print(f"screenshot: {bh.ARTIFACTS / name}")
+
+
+def answers_of(assignment: str) -> dict[str, str]:
+    source = next((bh.ROOT / "solutions" / assignment).glob("*.ipynb"))
+    return {grade_id(c): strip_markers(c.source) for c in read(source).cells if is_answer(c) and c.cell_type == "code"}
+
+
+def alice_submits(browser, hub, clock) -> None:
+    """Log in, fetch, answer every exercise, Validate (success), submit: all in the browser."""
+    page = log_in(browser, hub, "alice")
+    try:
+        open_nbgrader(page, "Assignment List")
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$")).click()
+        menu = page.locator(".lm-Menu:visible .lm-Menu-itemLabel").all_inner_texts()
+        page.keyboard.press("Escape")
+        assert "Assignment List" in menu and not any("Formgrader" in item for item in menu), (
+            f"a student's Nbgrader menu: {menu}")
+        released = page.locator("#released_assignments_list .list_item", has_text=ASSIGNMENT)
+        page.locator("#released_assignments_list .list_item", has_text=HEAVIER).wait_for()
+        released.locator("button", has_text="Fetch").click()
+        page.locator("#fetched_assignments_list .list_item", has_text=ASSIGNMENT).first.wait_for()
+        clock("alice fetched 00-setup in the Assignments tab")
+        notebook = next((Path("/home/alice") / ASSIGNMENT).glob("*.ipynb"))
+        page.goto(f"{hub.url}/user/alice/lab/tree/{ASSIGNMENT}/{notebook.name}")
+        panel = page.locator(".jp-NotebookPanel").filter(has=page.locator(".jp-Cell")).first
+        page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"^(?!No Kernel).+ \| Idle$")).first.wait_for()
+        cells, answers = panel.locator(".jp-Notebook .jp-Cell"), answers_of(ASSIGNMENT)
+        for i, cell in enumerate(read(notebook).cells):
+            if is_answer(cell) and cell.cell_type == "code":
+                editor = cells.nth(i).locator(".cm-content")
+                editor.scroll_into_view_if_needed()
+                editor.click()
+                page.keyboard.press("Control+a")
+                page.keyboard.insert_text(answers[grade_id(cell)])
+        page.keyboard.press("Control+s")
+        panel.locator(".validate-button .jp-ToolbarButtonComponent-label").click()
+        dialog = page.locator(".jp-Dialog").filter(has=page.locator("#validation-message"))
+        dialog.wait_for(timeout=180_000)
+        verdict = dialog.locator("#validation-message")
+        assert "validation-success" in (verdict.get_attribute("class") or ""), verdict.inner_text()[:3000]
+        clock(f"alice validated: {verdict.inner_text().strip()[:80]}")
+        dialog.locator("button.jp-mod-accept").click()
+        open_nbgrader(page, "Assignment List")
+        page.locator("#fetched_assignments_list .list_item", has_text=ASSIGNMENT).first.locator(
+            "button", has_text="Submit").click()
+        page.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first.wait_for()
+        page.wait_for_timeout(500)
+        shot(page, "hub-student-assignments.png")
+        clock("alice submitted")
+    except BaseException:
+        shot(page, "hub-alice-FAILED.png")
+        print(hub.log_tail())
+        raise
+    finally:
+        page.context.close()
+
+
+def carol_submits_a_full_answer(hub) -> None:
+    student_cli(hub, "carol", "fetch_assignment", ASSIGNMENT)
+    notebook = next((Path("/home/carol") / ASSIGNMENT).glob("*.ipynb"))
+    nb, answers = read(notebook), answers_of(ASSIGNMENT)
+    for cell in nb.cells:
+        if is_answer(cell) and cell.cell_type == "code":
+            cell.source = answers[grade_id(cell)]
+    notebook.write_text(json.dumps(nb, indent=1))  # as carol's editor would save it (she owns the file)
+    student_cli(hub, "carol", "submit", ASSIGNMENT)
+
+
+def instructor_sees_scores(browser, hub, clock) -> dict[str, str]:
+    """The Formgrader, as a hub service, framed in the instructor's JupyterLab: the scores of 00-setup."""
+    page = log_in(browser, hub, INSTRUCTOR)
+    try:
+        page.goto(f"{hub.url}/services/{COURSE}/lab")
+        open_nbgrader(page, "Formgrader")
+        frame = page.frame_locator("iframe").first
+        frame.locator("#main-table td.name", has_text=ASSIGNMENT).first.wait_for()
+        frame.locator("a", has_text="Manage Students").first.click()
+        frame.locator("#main-table td", has_text="carol").first.wait_for()
+        rows = frame.locator("#main-table tr").filter(has=frame.locator("td"))
+        # columns: name, student id, email, overall score (over every released assignment), edit
+        table = {r.locator("td").nth(1).inner_text().strip(): r.locator("td").nth(3).inner_text().strip()
+                 for r in rows.all()}
+        shot(page, "hub-formgrader.png")
+        clock(f"instructor sees in the Formgrader: {table}")
+        return table
+    except BaseException:
+        shot(page, "hub-instructor-FAILED.png")
+        print(hub.log_tail())
+        raise
+    finally:
+        page.context.close()
+
+
+def alice_reads_her_feedback(browser, hub, clock) -> str:
+    page = log_in(browser, hub, "alice")
+    try:
+        open_nbgrader(page, "Assignment List")
+        submitted = page.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first
+        submitted.locator("button", has_text="Fetch Feedback").click()
+        feedback = sorted(Path("/home/alice", ASSIGNMENT, "feedback").glob("*/*.html"))
+        deadline = time.monotonic() + 60
+        while not feedback and time.monotonic() < deadline:
+            page.wait_for_timeout(500)
+            feedback = sorted(Path("/home/alice", ASSIGNMENT, "feedback").glob("*/*.html"))
+        assert feedback, "Fetch Feedback brought no feedback into alice's home"
+        rel = feedback[-1].relative_to("/home/alice").as_posix()
+        page.goto(f"{hub.url}/user/alice/files/{rel}")
+        score = page.locator("text=/Score: [0-9.]+ \\/ [0-9.]+/").first.inner_text()
+        clock(f"alice reads her feedback: {score}")
+        return score
+    finally:
+        page.context.close()
+
+
+def test_a_class_from_release_to_feedback_on_the_hub(hub, browser):
+    start = time.monotonic()
+
+    def clock(what: str) -> None:
+        print(f"[{time.monotonic() - start:5.1f} s] {what}", flush=True)
+
+    due = datetime.now(timezone.utc) + timedelta(days=7)
+    for assignment in (ASSIGNMENT, HEAVIER):
+        instructor_cli(hub, "-m", "nbgrader", "db", "assignment", "add", assignment,
+                       f"--duedate={due:%Y-%m-%d %H:%M:%S} UTC")
+        instructor_cli(hub, "-m", "nbgrader", "generate_assignment", assignment, "--force")
+        instructor_cli(hub, "-m", "nbgrader", "release_assignment", assignment)
+    clock("instructor released 00-setup and 03-feature-extraction to the exchange")
+
+    alice_submits(browser, hub, clock)
+    student_cli(hub, "bob", "fetch_assignment", ASSIGNMENT)
+    student_cli(hub, "bob", "submit", ASSIGNMENT)
+    passed = datetime.now(timezone.utc) - timedelta(seconds=1)
+    instructor_cli(hub, "-m", "nbgrader", "db", "assignment", "add", ASSIGNMENT, f"--duedate={passed:%Y-%m-%d %H:%M:%S} UTC")
+    carol_submits_a_full_answer(hub)
+    clock("bob submitted the release unchanged; the due date passed; carol submitted")
+
+    for student in STUDENTS:
+        instructor_cli(hub, "-m", "nbgrader", "db", "student", "add", student, f"--first-name={student.title()}",
+                       "--last-name=Student")
+    instructor_cli(hub, "-m", "nbgrader", "collect", ASSIGNMENT)
+    graded = instructor_cli(hub, "-m", "tlhelpers.instructor.grade", ASSIGNMENT, "--jobs", "2")
+    assert "NOT GRADED" not in graded.stdout + graded.stderr, graded.stdout[-3000:] + graded.stderr[-3000:]
+    clock("instructor collected and graded the three submissions, sandboxed")
+
+    table = instructor_sees_scores(browser, hub, clock)
+    assert set(STUDENTS) <= set(table), f"the Formgrader's students: {table}"
+    overall = {s: float(table[s].split("/")[0]) for s in STUDENTS}
+    assert overall["alice"] > overall["bob"] and overall["carol"] > overall["bob"], f"the Formgrader shows {table}"
+
+    instructor_cli(hub, "-m", "nbgrader", "generate_feedback", ASSIGNMENT)
+    instructor_cli(hub, "-m", "nbgrader", "release_feedback", ASSIGNMENT)
+    score = alice_reads_her_feedback(browser, hub, clock)
+    got, full = map(float, re.findall(r"[0-9.]+", score))
+    assert got == full > 0, f"alice answered everything and validated, but her feedback says {score}"
+
+    instructor_cli(hub, "-m", "nbgrader", "export", "--to", "grades.csv")
+    exported = (hub.grader_course_dir / "grades.csv").read_text()
+    rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO(exported)) if r["assignment"] == ASSIGNMENT}
+    clock(f"export: { {s: (r['raw_score'], r['late_submission_penalty'], r['score']) for s, r in rows.items()} }")
+    assert set(rows) == set(STUDENTS), f"export lists {sorted(rows)}"
+    assert float(rows["alice"]["score"]) == float(rows["alice"]["max_score"]) == full
+    assert float(rows["bob"]["score"]) < float(rows["alice"]["score"]), "bob submitted the release unanswered"
+    assert float(rows["alice"]["late_submission_penalty"] or 0) == 0 == float(rows["bob"]["late_submission_penalty"] or 0)
+    carol = rows["carol"]
+    assert float(carol["raw_score"]) == full and 0 < float(carol["late_submission_penalty"]) <= full, carol
+    assert float(carol["score"]) == float(carol["raw_score"]) - float(carol["late_submission_penalty"]), carol
+
+
+def test_ctrl_c_stops_the_class_and_leaves_no_process(hub):
+    import psutil
+
+    uids = {hh.pwd.getpwnam(u).pw_uid for u in [*STUDENTS, INSTRUCTOR, GRADER]}
+    started = time.monotonic()
+    hub.exit_code = hub.stop()
+    took = time.monotonic() - started
+    assert hub.exit_code == 0, "\n".join(hub.output[-20:])
+    port = hub.url.rsplit(":", 1)[1]
+
+    def of_this_hub(cmdline: list[str]) -> bool:
+        line = " ".join(cmdline)
+        return str(hub.state) in line or ("configurable-http-proxy" in line and f"--port {port}" in line)
+
+    left = [p.info for p in psutil.process_iter(["pid", "uids", "cmdline"])
+            if (p.info["uids"] and p.info["uids"].real in uids) or of_this_hub(p.info["cmdline"] or [])]
+    print(f"Ctrl-C to no process left: {took:.1f} s")
+    assert not left, f"left running after Ctrl-C: {left}"
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{hub.url}/hub/api/", timeout=2)
