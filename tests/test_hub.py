@@ -317,6 +317,25 @@ def test_a_class_from_release_to_feedback_on_the_hub(hub, browser):
     assert float(carol["score"]) == float(carol["raw_score"]) - float(carol["late_submission_penalty"]), carol
 
 
+def test_load_driver_runs_each_students_notebook_in_their_own_server(hub, tmp_path):
+    """The class-load benchmark's driver (tlhelpers.instructor.hub_load), on a two-cell notebook."""
+    from tlhelpers.instructor.hub_load import measure
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import getpass, os\nwho = getpass.getuser()"),
+        nbformat.v4.new_code_cell("assert who != 'bob', f'{who} runs this kernel, in {os.getcwd()}'")])
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    result = measure(hub.url, hub.state, ["alice", "bob"], path)
+    runs = {r.user: r for r in result.students}
+    assert runs["alice"].error == "" and runs["alice"].cells == 2, runs["alice"]
+    assert runs["bob"].error.startswith("cell 1: AssertionError: bob runs this kernel, in /home/bob"), runs["bob"]
+    assert all(r.peak_rss_mb > 20 and r.server_start_s > 0 for r in runs.values()), runs
+    assert result.hub.peak_rss_mb > 20 and result.hub.cpu_s > 0, result.hub
+
+
 def test_ctrl_c_stops_the_class_and_leaves_no_process(hub):
     import psutil
 

@@ -223,11 +223,8 @@ def write_settings(hub: ClassHub) -> Path:
 
 _HUB_CONFIG = '''\
 # Written by python -m tlhelpers.instructor.hub; rewritten at every start.
-import json, os
 load_subconfig("{class_hub}")  # the class: groups, roles, the Formgrader service
 c = get_config()
-with open(os.environ["TLH_CLASS_FILE"], encoding="utf-8") as f:
-    CLASS = json.load(f)
 c.JupyterHub.ip = "{ip}"
 c.JupyterHub.port = {port}
 c.JupyterHub.db_url = "sqlite:///{hub_dir}/jupyterhub.sqlite"
@@ -235,9 +232,6 @@ c.JupyterHub.cookie_secret_file = "{hub_dir}/jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.pid_file = "{hub_dir}/proxy.pid"
 c.JupyterHub.authenticator_class = "pam"             # the class's Unix accounts and passwords
 c.Spawner.cmd = ["{python}", "-m", "jupyterhub.singleuser"]
-c.Spawner.environment.update(CLASS["environment"])
-for service in c.JupyterHub.services:
-    service["environment"].update(CLASS["environment"])
 # A token for scripts (the load benchmark, tests): read it from {hub_dir}/admin-token as root.
 c.JupyterHub.services.append({{"name": "class-admin", "api_token": open("{hub_dir}/admin-token").read().strip()}})
 c.JupyterHub.load_roles.append({{"name": "class-admin", "services": ["class-admin"],

@@ -9,7 +9,7 @@ One file for every deployment, so a class behaves the same wherever it runs:
 It reads the class from a JSON file, ``$TLH_CLASS_FILE`` (default /etc/tlhelpers/class.json):
 ``course_id``, ``students``, ``instructors``, ``grader`` (the Unix account that holds the course
 and runs the Formgrader), ``grader_course_dir``, ``python`` (the users' environment),
-``formgrader``: ``"service"`` (a hub-managed service on this machine, nbgrader's "Using nbgrader
+``environment`` (variables every server gets), ``formgrader``: ``"service"`` (a hub-managed service on this machine, nbgrader's "Using nbgrader
 with JupyterHub") or ``"shared-server"`` (the grader account's own server, which instructors may
 open: Kubernetes, where the hub cannot start processes as other users), and ``service_port``.
 
@@ -48,7 +48,10 @@ c.JupyterHub.load_roles = [
     {"name": "server", "scopes": ["inherit"]},
 ]
 c.Spawner.default_url = "/lab"
-c.Spawner.environment = {"TLH_THREADS": "1", "OMP_NUM_THREADS": "1"}  # many kernels share the cores
+# Many kernels share the cores: one thread each. CLASS["environment"] tells the users' servers where
+# the class's settings are (and, on one machine, which Python's commands come first on the PATH).
+_environment = {"TLH_THREADS": "1", "OMP_NUM_THREADS": "1", **CLASS.get("environment", {})}
+c.Spawner.environment.update(_environment)  # added to what the deployment already sets
 
 # JupyterHub >= 4.1 forbids framing single-user pages; the Formgrader tab frames its own server's
 # /formgrader, so that server allows frames from itself (nbgrader's JupyterHub demos do the same).
@@ -60,7 +63,7 @@ if _service_mode:
         "command": [CLASS["python"], "-m", "jupyterhub.singleuser", _frame_self],
         "user": CLASS["grader"],
         "cwd": CLASS["grader_course_dir"],
-        "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab", "TLH_THREADS": "1", "OMP_NUM_THREADS": "1"},
+        "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab", **_environment},
         "oauth_no_confirm": True,  # the course's own service: no "Authorize access" page for instructors
     }]
 else:
