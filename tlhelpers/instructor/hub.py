@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parent / "deploy"
