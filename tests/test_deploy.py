@@ -68,6 +68,8 @@ def test_the_one_command_gives_the_hub_the_class_and_a_private_token(tmp_path, m
     hub, hub_config = command_settings(tmp_path)
     config = load(hub_config, hub.state / "class.json", monkeypatch)
     assert config.JupyterHub.ip == "127.0.0.1" and config.JupyterHub.authenticator_class == "pam"
+    assert (config.JupyterHub.port, config.JupyterHub.hub_port) == (8000, 8081), "JupyterHub's defaults at port 8000"
+    assert config.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
     assert config.Spawner.cmd == [hub.python, "-m", "jupyterhub.singleuser"]
     assert config.JupyterHub.load_groups["formgrade-transfer-learning"]["users"] == ["instructor"]
     service = next(s for s in config.JupyterHub.services if s["name"] == "transfer-learning")

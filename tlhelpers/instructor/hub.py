@@ -217,7 +217,7 @@ def write_settings(hub: ClassHub) -> Path:
         token_file.chmod(0o600)
     config = hub.state / "hub" / "jupyterhub_config.py"
     config.write_text(_HUB_CONFIG.format(class_hub=DEPLOY / "class_hub.py", hub_dir=hub.state / "hub",
-                                         ip=hub.ip, port=hub.port, python=hub.python))
+                                         ip=hub.ip, port=hub.port, api_port=hub.port + 1, python=hub.python))
     return config
 
 
@@ -227,6 +227,8 @@ load_subconfig("{class_hub}")  # the class: groups, roles, the Formgrader servic
 c = get_config()
 c.JupyterHub.ip = "{ip}"
 c.JupyterHub.port = {port}
+c.JupyterHub.hub_port = {port} + 81                   # JupyterHub's own defaults (8081, 8001) for port 8000,
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"  # moved with --port so two classes can run
 c.JupyterHub.db_url = "sqlite:///{hub_dir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{hub_dir}/jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.pid_file = "{hub_dir}/proxy.pid"
