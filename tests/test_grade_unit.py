@@ -16,7 +16,8 @@ import pytest
 from tlhelpers.instructor import grade as G
 from tlhelpers.instructor import sandbox as S
 
-REPO = Path(__file__).resolve().parents[1]
+from support.paths import CONFIG, REPO
+from support.probes import build_probe2
 
 
 def test_content_hash_changes_with_any_byte_or_name_and_not_with_order():
@@ -142,8 +143,6 @@ def test_command_without_a_sandbox_stops_and_names_the_flag(tmp_path, capsys, mo
 @pytest.fixture(scope="module")
 def probe_gradebook(tmp_path_factory):
     """A course with probe2 (a written answer right after a locked markdown cell), its gradebook built."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_grade_command import build_probe2
     from nbgrader.apps.api import NbGraderAPI
     from traitlets.config import Config
 
@@ -206,7 +205,7 @@ def test_config_restores_before_overwriting():
     from traitlets.config import Config
 
     c = Config()
-    runpy.run_path(str(REPO / "nbgrader_config.py"), init_globals={"get_config": lambda: c})
+    runpy.run_path(str(CONFIG), init_globals={"get_config": lambda: c})
     names = [k.__name__ for k in c.Autograde.sanitize_preprocessors]
     assert names.index("RestoreMissingGradedCells") < names.index("OverwriteCells")
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from grading_helpers import (CONFIG, COURSE, SOLUTIONS, assignment_ids, grade_id, meta, nbgrader, notebooks, read,
-                             secret_lines)
+from support.course import nbgrader
+from support.notebooks import assignment_ids, grade_id, meta, notebooks, read, secret_lines
+from support.paths import CONFIG, COURSE, SOLUTIONS
 
 IDS = sorted(set(assignment_ids(SOLUTIONS)) | set(assignment_ids(COURSE)))
 ID_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

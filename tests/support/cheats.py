@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import ast
 import copy
-import textwrap
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
-from notebook_helpers import Assignment, find, is_answer, is_test, new_cell  # noqa: F401
+from .notebooks import Assignment, find, is_answer, is_test, new_cell
 
-CHEATS = Path(__file__).resolve().parent / "cheats"
+CHEATS = Path(__file__).resolve().parents[1] / "cheats"
 MARK = "# --- the submission's text starts here"
 
 
@@ -213,6 +212,3 @@ def noisy_submission(a: Assignment, upto: int) -> NotebookNode:
         answers[gid] = "\n".join(lines)
     return a.student_copy(answers)
 
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text).strip("\n")
