@@ -101,6 +101,7 @@ def bench_features(args) -> list[dict]:
     from torch import nn
 
     import tlhelpers as tlh
+    from tlhelpers.features import feature_model  # a building block: not among the names notebooks use
 
     _header(f"EfficientNet-Lite0 feature extraction to {args.layer!r}, {args.images} images per run, "
             f"median of {args.repeats} after {args.warmup} warm-up")
@@ -110,8 +111,8 @@ def bench_features(args) -> list[dict]:
     if args.layer == "head":
         eager.fc = nn.Identity()
     else:                                 # any other layer: the traced extractor, run eagerly
-        eager = tlh.feature_model(eager, args.layer)
-    traced = tlh.feature_model(model, args.layer)
+        eager = feature_model(eager, args.layer)
+    traced = feature_model(model, args.layer)
     b = args.batch
     # (name, module, batch, grad mode, channels_last): one change at a time from the naive loop
     configs = [
