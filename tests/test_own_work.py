@@ -8,7 +8,7 @@ and the cut keeps the cost to the start of each notebook, not all of it). The wh
 is one class, graded in parallel by ``python -m tlhelpers.instructor.grade`` (sandboxed
 where bubblewrap can start). Each
 delegating answer must score 0 on the test cells of its exercise, and those cells must
-fail because of ``tlhelpers.instructor.checks.forbid`` (its message is in the output),
+fail because of ``tlhelpers.checks.forbid`` (its message is in the output),
 not by accident (a TypeError from a wrong adapter would prove nothing).
 """
 from __future__ import annotations
