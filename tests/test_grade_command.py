@@ -33,6 +33,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tlhelpers.instructor.contract import Kind
+
 from support.course import command_env, grades, make_course, nbgrader, submit
 from support.notebooks import Assignment, find, read, write
 from support.paths import ARTIFACTS, CONFIG
@@ -147,7 +149,7 @@ def bwrap():
     path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
     if path is None:
         pytest.skip(reason)
-    from tlhelpers.instructor.sandbox import sandbox_problem
+    from tlhelpers.instructor.bwrap import sandbox_problem
 
     problem = sandbox_problem()
     if problem:
@@ -441,31 +443,30 @@ print("LIMITS", {"tmp": fill("/tmp/fill"), "shm": fill("/dev/shm/fill"), "starte
 """
 
 
-def _grade_alone(tmp_path: Path, student: str, code: str, **limits) -> dict:
-    """grade_one on a probe2 submission whose ``square`` answer runs ``code`` first."""
-    from tlhelpers.instructor import sandbox
-    from tlhelpers.instructor.grade import read_tree
+def _grade_alone(tmp_path: Path, student: str, code: str, **limits):
+    """Return grade_one's Result for a probe2 submission whose ``square`` answer runs ``code`` first."""
+    from tlhelpers.instructor import worker
+    from tlhelpers.instructor.contract import Job, Limits
+    from tlhelpers.instructor.course import read_tree
 
     src = build_probe2(tmp_path / "src" / "probe2")
     nb = read(src / "probe2.ipynb")
     find(nb, "square").source = code + "def square(x):\n    return x * x\n"
     write(nb, tmp_path / student / "probe2.ipynb")
-    job = {"student": student, "assignment": "probe2", "files": read_tree(tmp_path / student),
-           "source": read_tree(src), "config": CONFIG.read_bytes(),
-           "gradebook": sandbox.empty_gradebook(), "duedate": None, "sandbox": True, "timeout_s": 300,
-           "cell_timeout": CELL_TIMEOUT, "threads": 1, **limits}
-    return sandbox.grade_one(job)
+    job = Job(student, "probe2", read_tree(tmp_path / student), read_tree(src), CONFIG.read_bytes(),
+              Limits(timeout_s=300, cell_timeout=CELL_TIMEOUT, **limits), gradebook=worker.empty_gradebook())
+    return worker.grade_one(job)
 
 
 def test_a_submission_that_fills_the_disk_is_stopped_at_its_quota(tmp_path, bwrap):
     result = _grade_alone(tmp_path, "filler", FILL_DISK, disk_mb=200)
-    assert not result["ok"] and result["reason"].startswith("disk limit:"), result["reason"]
+    assert result.kind is Kind.OVER_LIMIT and result.reason.startswith("disk limit:"), result.reason
     assert not list(Path(tempfile.gettempdir()).glob("tlh-grade-filler-*")), "its throwaway folder is gone"
 
 
 def test_processes_that_hold_too_much_memory_together_are_stopped(tmp_path, bwrap):
     result = _grade_alone(tmp_path, "hog", HOG_MEMORY, memory_mb=1200)
-    assert not result["ok"] and result["reason"].startswith("memory limit:"), result["reason"]
+    assert result.kind is Kind.OVER_LIMIT and result.reason.startswith("memory limit:"), result.reason
     import psutil
 
     hogs = [p.pid for p in psutil.process_iter(["cmdline"])
@@ -474,14 +475,37 @@ def test_processes_that_hold_too_much_memory_together_are_stopped(tmp_path, bwra
 
 
 def test_tmpfs_and_process_limits_contain_a_submission_that_is_still_graded(tmp_path, bwrap):
-    from tlhelpers.instructor import sandbox
+    from tlhelpers.instructor import worker
 
     result = _grade_alone(tmp_path, "greedy", CONTAINED)
-    assert result["ok"], result["reason"] + result["log"][-3000:]
-    nb = nbformat.reads(result["autograded"]["probe2.ipynb"].decode(), as_version=4)
+    assert result.ok, result.reason + result.log[-3000:]
+    nb = nbformat.reads(result.autograded["probe2.ipynb"].decode(), as_version=4)
     text = "".join(o.get("text", "") for o in find(nb, "square").outputs)
     seen = ast.literal_eval(re.search(r"LIMITS (\{.*\})", text).group(1))
     assert seen["tmp"].startswith("OSError: No space left") and seen["shm"].startswith("OSError: No space left"), seen
     if os.geteuid() == 0:  # a uid of its own per submission makes RLIMIT_NPROC a per-submission limit
-        assert seen["stopped"] == "BlockingIOError" and seen["started"] < sandbox.PROCESSES, seen
-    assert result["notebooks"]["probe2"]["grades"]["correct_square"]["auto_score"] == 1.0
+        assert seen["stopped"] == "BlockingIOError" and seen["started"] < worker.PROCESSES, seen
+    assert result.notebooks["probe2"]["grades"]["correct_square"]["auto_score"] == 1.0
+
+
+def test_a_python_environment_under_tmp_is_visible_inside_the_sandbox(tmp_path, bwrap):
+    """A virtualenv in /tmp was hidden by the sandbox's own /tmp: every submission "NOT GRADED ... setpriv"."""
+    import shutil
+
+    venv = Path(tempfile.mkdtemp(prefix="tlh-venv-", dir="/tmp"))
+    venv.chmod(0o755)  # as `python -m venv /tmp/x` makes it: the sandbox's user may read it
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+                       check=True, timeout=120)
+        src = build_probe2(tmp_path / "src" / "probe2")
+        course = make_course(tmp_path / "course", [], extra={"probe2": src})
+        nbgrader(course, "generate_assignment", "probe2", "--force")
+        probe = Assignment.load("probe2", course / "solutions", course / "course")
+        submit(course, "ada", "probe2", "probe2", probe.solved())
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "tlhelpers.instructor.grade", "probe2",
+                               "--no-progress", f"--cell-timeout={CELL_TIMEOUT}"], cwd=course, env=command_env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert grades(course, "probe2", "ada", "probe2")["correct_square"].score == 1.0
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)

@@ -212,7 +212,7 @@ def grade_command(course: Path, *args: str, timeout: float) -> subprocess.Comple
     """``python -m tlhelpers.instructor.grade ARGS`` in ``course``, sandboxed where bwrap can be had."""
     from support.apt import ensure_binary, which
 
-    from tlhelpers.instructor.sandbox import sandbox_problem
+    from tlhelpers.instructor.bwrap import sandbox_problem
 
     path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
     problem = reason or sandbox_problem()

@@ -111,7 +111,7 @@ CASES = delegations()
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     """All delegating submissions in one class, graded in parallel by the grade command."""
-    from tlhelpers.instructor.sandbox import sandbox_problem
+    from tlhelpers.instructor.bwrap import sandbox_problem
 
     root = tmp_path_factory.mktemp("own-work")
     course = make_course(root / "course", [], extra={d.case_id: d.cut_source(root / "cut" / d.case_id)
