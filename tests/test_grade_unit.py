@@ -245,23 +245,80 @@ def test_writer_copies_a_result_into_the_gradebook_and_keeps_manual_grades(probe
         assert cube.manual_score == 0.5 and cube.needs_manual_grade
 
 
-def test_feedback_hides_hidden_test_code_and_its_traceback_but_keeps_the_message():
+def _cell(source: str, *outputs, test: bool = False, answer: bool = False):
+    """A code cell of an autograded notebook: a test cell (locked, graded), an answer cell, or a release cell."""
     import nbformat
 
-    from tlhelpers.instructor.grading import HideHiddenTests
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": test, "grade_id": f"c{abs(hash(source))}", "locked": not answer,
+                                 "solution": answer, "schema_version": 3, **({"points": 1} if test else {})}
+    cell.outputs = list(outputs)
+    return cell
 
-    cell = nbformat.v4.new_code_cell("assert f(1) == 2, 'f adds one'\n### BEGIN HIDDEN TESTS\n"
-                                     "assert f(-1) == 0, 'negative numbers too'\n### END HIDDEN TESTS")
-    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="negative numbers too",
-                                           traceback=["assert f(-1) == 0, 'negative numbers too'"])]
-    plain = nbformat.v4.new_code_cell("x = 1")
-    plain.outputs = [nbformat.v4.new_output("error", ename="NameError", evalue="y", traceback=["y + 1"])]
-    nb = nbformat.v4.new_notebook(cells=[cell, plain])
-    out, _ = HideHiddenTests().preprocess(copy.deepcopy(nb), {})
-    assert out.cells[0].source == "assert f(1) == 2, 'f adds one'"
-    shown = "\n".join(out.cells[0].outputs[0].traceback)
+
+def _out(kind: str, **fields):
+    import nbformat
+
+    return nbformat.v4.new_output(kind, **fields)
+
+
+HIDDEN = "assert f(-1) == 0, 'negative numbers too'"
+TEST = f"assert f(1) == 2, 'f adds one'\n### BEGIN HIDDEN TESTS\n{HIDDEN}\n### END HIDDEN TESTS"
+
+
+def _feedback(*cells):
+    import nbformat
+
+    from tlhelpers.instructor.feedback import HideHiddenTests
+
+    nb, _ = HideHiddenTests().preprocess(nbformat.v4.new_notebook(cells=list(cells)), {})
+    return nb
+
+
+def test_feedback_hides_hidden_test_code_and_its_traceback_but_keeps_the_message():
+    before = _cell("x = 1", _out("error", ename="NameError", evalue="y", traceback=["y + 1"]), answer=True)
+    test = _cell(TEST, _out("error", ename="AssertionError", evalue="negative numbers too", traceback=[HIDDEN]),
+                 test=True)
+    out = _feedback(before, test)
+    assert out.cells[1].source == "assert f(1) == 2, 'f adds one'"
+    shown = "\n".join(out.cells[1].outputs[0].traceback)
     assert "f(-1)" not in shown and "negative numbers too" in shown
-    assert out.cells[1] == plain, "a cell without hidden tests keeps its traceback"
+    assert out.cells[0].outputs == before.outputs, "a cell that ran before any hidden test keeps its traceback"
+
+
+def test_feedback_carries_no_hidden_test_out_however_the_submission_encodes_it():
+    """A pre_run_cell hook, the input history, base64/rot13/reversed, an error message, a display update."""
+    import base64
+    import codecs
+
+    stolen = TEST
+    encodings = [stolen, base64.b64encode(stolen.encode()).decode(), codecs.encode(stolen, "rot13"), stolen[::-1]]
+    leak = "\n".join(encodings)
+    cells = [
+        _cell("def f(x):\n    return x + 1", _out("stream", name="stdout", text="honest output\n"),
+              _out("display_data", data={"text/plain": leak}), answer=True),      # rewritten by a display update
+        _cell(TEST, _out("stream", name="stdout", text=leak),                        # the pre_run_cell hook
+              _out("error", ename="AssertionError", evalue="negative numbers too", traceback=[leak]), test=True),
+        _cell("print(In)", _out("stream", name="stdout", text=leak), answer=True),  # the history, later
+        _cell("assert f(2) == 3, f'f(2) is {f(2)}'",                               # an error the student raised
+              _out("error", ename="AssertionError", evalue=leak, traceback=[leak]), test=True),
+        _cell("assert f(3) == 4, f'f(3) is {f(3)}'",                               # an instructor's f-string
+              _out("error", ename="MyError", evalue="f(3) is " + leak, traceback=[leak]), test=True),
+    ]
+    text = str(_feedback(*cells))
+    assert not any(e in text or e.replace("\n", "\\n") in text for e in encodings), "a hidden test left in feedback"
+    assert "f(-1)" not in text and "s(-1)" not in text
+    out = _feedback(*cells)
+    assert out.cells[0].outputs[0].text == "honest output\n", "text from before any hidden test is kept"
+    assert "negative numbers too" in out.cells[1].outputs[0].traceback[0], "an instructor's message is kept"
+    assert out.cells[3].outputs[0].evalue == "" and out.cells[3].outputs[0].ename == "AssertionError"
+    assert out.cells[4].outputs[0].evalue == "f(3) is …" and out.cells[4].outputs[0].ename == "Error"
+    assert out.cells[2].source == "print(In)", "the student's own source stays"
+
+
+def test_a_students_unmatched_hidden_test_marker_does_not_break_feedback():
+    out = _feedback(_cell("# BEGIN HIDDEN TESTS, said the student", answer=True))
+    assert out.cells[0].source == "# BEGIN HIDDEN TESTS, said the student"
 
 
 # --- what the command decides before any sandbox: unreadable notebooks, the rerun hash -----------

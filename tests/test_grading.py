@@ -38,7 +38,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from support.cheats import (NON_ASCII, TAMPERS, disguised_submission, liar_submission, noisy_submission,
+from support.cheats import (NON_ASCII, TAMPERS, disguised_submission, leaky_submission, liar_submission,
+                            noisy_submission,
                             patched_checks_submission, prefixed_submission, tamper_plans, tampered_submission,
                             transformer_submission)
 from support.course import command_env, grades, make_course, nbgrader, read_csv, submit, write_students_csv
@@ -144,6 +145,7 @@ def _cases(probe: Assignment) -> list[Case]:
                               {g: (p if g in before_last else 0.0) for g, p in a.tests.items()}, flagged))
         cases.append(Case("cheat-patch", HOST, a.name, patched_checks_submission(a), None, True))
         cases.append(Case("cheat-transform", HOST, a.name, transformer_submission(a), None, True))
+        cases.append(Case("cheat-leak", HOST, a.name, leaky_submission(a), None, True))
         cases.append(Case("renamed", HOST, a.name, a.solved(), None, None, filename=f"{a.name}-Copy1.ipynb"))
         cases.append(Case("absent", HOST, a.name, None, None, None))
     for aid in AUDIT:
@@ -370,7 +372,8 @@ def test_cheating_by_comparison_tricks_gets_no_credit(graded, student):
 
 
 @needs_host
-@pytest.mark.parametrize("student", CHEATS + ["cheat-patch", "cheat-transform", "probe-poisoner", "kernel-crash"])
+@pytest.mark.parametrize("student", CHEATS + ["cheat-patch", "cheat-transform", "cheat-leak", "probe-poisoner",
+                                     "kernel-crash"])
 def test_code_that_touches_the_grader_is_flagged_for_manual_review(graded, student):
     assert all(cg.needs_manual for cg in graded.grades(student).values())
     assert re.search(rf"FLAGGED for manual review: student {re.escape(student)}\b", graded.log)
@@ -459,6 +462,32 @@ def test_feedback_never_contains_hidden_test_code(graded):
         assert not leaked, f"{student}: hidden test code in feedback: {leaked[:3]}"
         checked += 1
     assert checked or not REAL
+
+
+@needs_host
+def test_feedback_carries_no_hidden_test_out_however_the_submission_encodes_it(graded):
+    """A pre_run_cell hook, the input history, base64, rot13, reversed text, a display update, an error.
+
+    The submission did capture the hidden tests (its autograded notebook, which only the
+    instructor sees, holds them); its feedback page holds none, decoded or not.
+    """
+    import base64
+    import binascii
+    import codecs
+    import html as html_lib
+
+    hidden = {line for line in secret_lines(Assignment.load(HOST).source)[1] if len(line) >= 12}
+    captured = "\n".join(str(o) for c in graded.autograded("cheat-leak").cells for o in c.get("outputs", []))
+    assert any(line in captured for line in hidden), "the cheat captured nothing: this test would prove nothing"
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", graded.feedback_html("cheat-leak")))
+    views = [text, codecs.decode(text, "rot13"), text[::-1]]
+    for token in re.findall(r"[A-Za-z0-9+/]{16,}={0,2}", text):
+        try:
+            views.append(base64.b64decode(token + "=" * (-len(token) % 4)).decode("utf-8", "replace"))
+        except (binascii.Error, ValueError):
+            continue
+    leaked = sorted(line for line in hidden if any(line in view for view in views))
+    assert not leaked, f"hidden test lines in cheat-leak's feedback: {leaked[:3]}"
 
 
 def test_grading_never_reads_a_cache_the_submission_planted(graded, tmp_path):

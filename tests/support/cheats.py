@@ -36,6 +36,8 @@ PLAIN_WRONG = cheat("plain_wrong") + _WRAP_OUTERMOST
 
 PATCH_CHECKS = cheat("patch_checks")
 
+LEAK, LEAK_LATER = cheat("leak"), cheat("leak_later")
+
 
 def defined_names(source: str) -> tuple[list[str], list[str], list[str]]:
     """Return (functions, classes, variables) defined at the top level of ``source``."""
@@ -128,6 +130,22 @@ def transformer_submission(a: Assignment) -> NotebookNode:
             "    lambda lines: ['pass\\n'] if any('assert' in l for l in lines) else lines)")
     nb.cells.insert(_index(nb, a.answers[0]) + 1, new_cell(nb, hack))
     return nb
+
+
+def leaky_submission(a: Assignment) -> NotebookNode:
+    """Correct answers that capture every cell's source as it runs (hidden tests too) and leak it.
+
+    The first answer registers an IPython ``pre_run_cell`` hook that prints each cell's
+    source plainly, in base64, rot13 and reversed, and shows a display to rewrite later;
+    the last answer prints the input history, rewrites that display with everything
+    captured, and makes its own functions raise it (base64) as an error message.
+    """
+    answers = {gid: a.answer(gid) for gid in a.answers}
+    first, last = a.answers[0], a.answers[-1]
+    answers[first] = LEAK + "\n" + answers[first]
+    funcs = defined_names(answers[last])[0]
+    answers[last] = "\n".join([answers[last], LEAK_LATER, *(f"{f} = _raising({f})" for f in funcs)])
+    return a.student_copy(answers)
 
 
 TAMPERS = ("forge", "delete", "skip_tag", "duplicate")
