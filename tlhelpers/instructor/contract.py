@@ -96,6 +96,7 @@ class Result:
 
     @property
     def key(self) -> str:
+        """Return ``student/assignment``."""
         return f"{self.student}/{self.assignment}"
 
     def points(self) -> float:

@@ -27,13 +27,16 @@ class Course:
 
     @property
     def db_url(self) -> str:
+        """Return the SQLAlchemy address of the course's gradebook.db."""
         return f"sqlite:///{self.root / 'gradebook.db'}"
 
     @property
     def config(self) -> bytes:
+        """Return nbgrader_config.py, the grading policy, as bytes."""
         return (self.root / "nbgrader_config.py").read_bytes()
 
     def source_dir(self, assignment: str) -> Path:
+        """Return solutions/<assignment>/, the assignment's nbgrader source."""
         return self.root / "solutions" / assignment
 
     def assignments(self) -> list[str]:
