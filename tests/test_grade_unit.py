@@ -415,3 +415,27 @@ class _Done:
 
     def result(self):
         return self.value
+
+
+# --- the instructor package's shape ---------------------------------------------------------------
+def _instructor_functions():
+    import ast
+
+    for path in sorted((REPO / "tlhelpers" / "instructor").glob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        yield from ((path.name, node) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef))
+
+
+def test_no_instructor_function_is_over_60_lines():
+    long = [f"{name}:{node.name} ({node.end_lineno - node.lineno + 1})" for name, node in _instructor_functions()
+            if node.end_lineno - node.lineno + 1 > 60]
+    assert not long, long
+
+
+def test_no_preexec_fn_anywhere_in_the_instructor_package():
+    """Sandboxes start from threads, where Python warns that preexec_fn can deadlock."""
+    import ast
+
+    calls = [f"{name}:{node.name}" for name, node in _instructor_functions() for call in ast.walk(node)
+             if isinstance(call, ast.Call) and any(k.arg == "preexec_fn" for k in call.keywords)]
+    assert not calls, calls

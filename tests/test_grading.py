@@ -206,7 +206,8 @@ def graded(tmp_path_factory, probe_source) -> GradedClass:
     log = (course / "nbgrader.log").read_text("utf-8", errors="replace")
     print(f"\nsimulated class: {len(cases)} students; seconds: "
           + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
-    print("autograde seconds per student: " + ", ".join(f"{s} {t:.0f}" for s, t in per_student_seconds(log)))
+    per = per_student_seconds(course, log)
+    print("autograde seconds per student: " + ", ".join(f"{s} {t:.0f}" for s, t in per))
     return GradedClass(course, cases, auto, feedback, read_csv(root / "grades.csv"), log, seconds)
 
 
@@ -226,13 +227,15 @@ def grade_command(course: Path, *args: str, timeout: float) -> subprocess.Comple
                           text=True, encoding="utf-8", errors="replace", timeout=timeout)
 
 
-def per_student_seconds(log: str) -> list[tuple[str, float]]:
-    """(student, seconds) for each submission autograded, from nbgrader.log."""
+def per_student_seconds(course: Path, log: str) -> list[tuple[str, float]]:
+    """(student, seconds) for each submission autograded: the command's state file, or nbgrader.log."""
     from datetime import datetime
 
-    command = re.findall(r"\] ([^/\s]+)/[^:]+: graded in ([\d.]+) s on", log)
-    if command:
-        return [(sid, float(t)) for sid, t in command]
+    from tlhelpers.instructor.course import Course, State
+
+    recorded = State(Course(course)).data
+    if recorded:
+        return [(key.split("/")[0], entry["seconds"]) for key, entry in sorted(recorded.items())]
     marks = re.findall(r"\[AutogradeApp \| \w+ \| ([\d-]+ [\d:]+)\] Creating/updating student with ID '([^']+)'", log)
     end = re.findall(r"\[AutogradeApp \| \w+ \| ([\d-]+ [\d:]+)\]", log)
     stamps = [(sid, datetime.strptime(t, "%Y-%m-%d %H:%M:%S")) for t, sid in marks]
