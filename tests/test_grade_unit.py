@@ -43,20 +43,23 @@ def test_state_round_trip_is_atomic_json(tmp_path):
 
 
 def test_sandbox_command_binds_only_the_throwaway_folder_writable(tmp_path):
-    cmd = B.bwrap_command(tmp_path, ["python", "-c", "pass"], uid=worker.UID_BASE + 7)
+    uid = worker.UID_BASE + 7
+    cmd = B.bwrap_command(tmp_path, ["python", "-c", "pass"], uid=uid)
     text = " ".join(cmd)
     assert ["--bind", str(tmp_path), B.INSIDE] == cmd[cmd.index("--bind"):cmd.index("--bind") + 3]
     assert text.count("--bind ") == 1, "exactly one read-write bind"
     assert ["--cap-drop", "ALL"] == cmd[cmd.index("--cap-drop"):cmd.index("--cap-drop") + 2]
     assert {"--unshare-net", "--unshare-pid"} <= set(cmd) or "--unshare-all" in cmd
     if os.geteuid() == 0:  # root mounts, then drops to nobody before running anything of the submission's
-        assert f"--reuid={worker.UID_BASE + 7}" in cmd and cmd.index(f"--reuid={worker.UID_BASE + 7}") < cmd.index("python")
+        assert f"--reuid={uid}" in cmd and cmd.index(f"--reuid={uid}") < cmd.index("python")
         assert "--unshare-user" not in cmd and "--unshare-all" not in cmd
     assert str(REPO) not in text.replace(str(REPO / "tlhelpers"), ""), "the course root is not in the sandbox"
     assert "--die-with-parent" in cmd and "--ro-bind" in cmd
     for mount in ("/tmp", "/dev/shm"):  # in memory: sized, or a submission could fill the machine's memory
         at = len(cmd) - 1 - cmd[::-1].index(mount)
         assert cmd[at - 1] == "--tmpfs" and cmd[at - 3] == "--size" and int(cmd[at - 2]) == B.TMPFS_MB << 20, mount
+        # mounted before the Python environment is bound: a virtualenv under /tmp stays visible
+        assert at < min(i for i, a in enumerate(cmd) if a == "--ro-bind" and cmd[i + 1] in B.python_roots()), mount
 
 
 @pytest.mark.parametrize("address, private", [

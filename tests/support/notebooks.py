@@ -1,8 +1,9 @@
 """Read and change notebooks the way the tests need: nbgrader cells, answers, secrets.
 
 Cells are classified with nbgrader's own predicates (``nbgrader.utils.is_solution``,
-``is_grade``), so the tests mean by "answer" and "test" what nbgrader means. ``Assignment`` is one assignment's source (solutions/) and
-release (course/) notebook, with the student's-eye operations (fill answers in, tamper).
+``is_grade``), so the tests mean by "answer" and "test" what nbgrader means.
+``Assignment`` is one assignment's source (solutions/) and release (course/) notebook,
+with the student's-eye operations (fill answers in, tamper).
 """
 from __future__ import annotations
 

@@ -92,14 +92,19 @@ def _jobs(course: Course, assignments: list[str], students, *, limits: Limits, s
 
 # --------------------------------------------------------------------------- running them
 def _local_pool(jobs: int):
+    """Return (pool, submit, wait, close) for ``jobs`` threads of this process."""
     pool = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
 
     def wait(futures):
         return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
-    return pool, (lambda job: pool.submit(worker.grade_one, job)), wait, lambda: pool.shutdown(True, cancel_futures=True)
+
+    def close():
+        pool.shutdown(wait=True, cancel_futures=True)
+    return pool, (lambda job: pool.submit(worker.grade_one, job)), wait, close
 
 
 def _dask_pool(address: str):
+    """Return (client, submit, wait, close) for the workers of the Dask scheduler at ``address``."""
     from distributed import Client, wait as dask_wait
 
     client = Client(address, timeout="30s")
