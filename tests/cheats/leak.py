@@ -1,13 +1,9 @@
 """Capture every cell's source as it runs (hidden tests too) and print it, encoded several ways."""
-import base64
-import codecs
-
 from IPython import get_ipython
-from IPython.display import display
 
 # --- the submission's text starts here (the lines above are for linters only) ---
 import base64, codecs
-from IPython.display import display, update_display
+from IPython.display import display
 _stolen = []
 
 
