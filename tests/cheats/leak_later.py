@@ -1,8 +1,6 @@
 """Later in the same submission: print the input history, rewrite an earlier display, raise it."""
 import base64
 
-from IPython.display import update_display
-
 In, _stolen = [], []
 
 
@@ -11,6 +9,8 @@ def _leak(text):
 
 
 # --- the submission's text starts here (the lines above are for linters only) ---
+from IPython.display import update_display
+
 _leak("\n".join(In))
 update_display("\n".join(_stolen), display_id="tlh-leak")
 
