@@ -91,7 +91,7 @@ def scheduler():
     """A Dask scheduler with one worker (threads of this process) on 127.0.0.1."""
     distributed = pytest.importorskip("distributed", reason="dask[distributed] is in the instructor extra")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:  # any free port, never 8787
         yield cluster.scheduler_address
 
 
