@@ -90,8 +90,8 @@ def tiny_course(tmp_path_factory):
 def scheduler():
     """A Dask scheduler with one worker (threads of this process) on 127.0.0.1."""
     distributed = pytest.importorskip("distributed", reason="dask[distributed] is in the instructor extra")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0") as cluster:  # any free port, never 8787
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  dashboard_address=":0") as cluster:  # reachable from the command; any free port
         yield cluster.scheduler_address
 
 
@@ -106,7 +106,7 @@ def _grading_argv(command: str, address: str) -> list[str]:
         argv.append(arg)
     if argv[:1] == ["grading"]:
         return argv + ["--assignment", "probe2", "--submissions", "2", "--jobs", "2"]
-    return argv + ["--no-progress"] if argv else argv
+    return argv + ["--no-progress", "--force"] if argv else argv  # --force: each one grades, none skips
 
 
 @pytest.mark.slow
@@ -119,3 +119,6 @@ def test_documented_grading_command_runs(command, tiny_course, scheduler):
         assert proc.returncode == 2 and "ASSIGNMENT or --all" in proc.stderr, proc.stderr[-2000:]
         return
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if argv[0] != "grading":
+        assert "graded 1, not graded 0" in proc.stderr, proc.stderr[-3000:]
+        assert ("Dask scheduler" in proc.stderr) == ("--scheduler" in argv), proc.stderr[-3000:]
