@@ -8,8 +8,8 @@ committed. docs/instructors.md walks through the whole loop.
 Besides the layout, this file sets a grading policy on top of nbgrader 0.9.6's defaults:
 the extra steps (a deleted graded cell is put back where it was, stderr does not zero a
 test, a dead kernel fails only what is left, huge outputs are cut, code that touches the
-grader is flagged, feedback hides hidden tests)
-are in tlhelpers/instructor/grading.py; the settings below put deleted test cells back
+grader is flagged) are in tlhelpers/instructor/grading.py, and feedback that cannot carry
+hidden tests out in tlhelpers/instructor/feedback.py; the settings below put deleted test cells back
 (``OverwriteCells.add_missing_cells``), give every cell a time limit after which the
 kernel is interrupted and grading goes on, and stop slow output from abandoning a
 submission. tests/test_grading.py proves each rule on a simulated class.
@@ -25,8 +25,9 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     GetGrades, IgnorePattern, OverwriteCells, OverwriteKernelspec,
                                     SaveAutoGrades)
 
+from tlhelpers.instructor.feedback import HideHiddenTests
 from tlhelpers.instructor.grading import (CourseExecute, DropEmptyNbgraderMetadata, FlagSuspiciousCode, GradeOnErrorsOnly,
-                               HideHiddenTests, LimitOutputSize, RestoreMissingGradedCells, StripLockedCellTags)
+                                          LimitOutputSize, RestoreMissingGradedCells, StripLockedCellTags)
 from tlhelpers.instructor.late import PenaltyPerDayLate
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)

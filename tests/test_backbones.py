@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from conftest import load_photo
 from torch import nn
 
 import tlhelpers as tlh
 from tlhelpers import backbones
+
+from support.photos import load_photo
 
 
 # ---------------------------------------------------------------- EfficientNet-Lite0 on real photos

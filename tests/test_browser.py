@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import browser_helpers as bh
+from support import browser as bh
+from support.paths import ARTIFACTS
 
 pytestmark = pytest.mark.slow  # end to end: outside the fast tier
 
@@ -54,7 +55,7 @@ def chromium_path() -> str:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _unavailable("the Python package playwright is not installed (pip install -e '.[test]')")
-    path, reason = bh.install_chromium(bh.ARTIFACTS / "apt-chromium.log")
+    path, reason = bh.install_chromium(ARTIFACTS / "apt-chromium.log")
     if path is None:
         _unavailable(reason)
     return path
@@ -85,7 +86,7 @@ def page(browser):
 
 @pytest.fixture(scope="module")
 def course_copy(tmp_path_factory):
-    if bh.pick_released_notebook(bh.ROOT / "course") is None:
+    if bh.pick_released_notebook(bh.REPO / "course") is None:
         pytest.skip("no released notebook in course/ yet (run nbgrader generate_assignment)")
     return bh.copy_course(tmp_path_factory.mktemp("course-copy"))
 
@@ -123,8 +124,8 @@ class Clock:
 
 def _shot(pg, name: str, height: int | None = None) -> str:
     """Save a screenshot of the page (its top ``height`` pixels if given) under artifacts/."""
-    bh.ARTIFACTS.mkdir(exist_ok=True)
-    path = bh.ARTIFACTS / name
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
     clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height} if height else None
     pg.screenshot(path=str(path), clip=clip)
     print(f"screenshot: {path}")

@@ -1,11 +1,11 @@
-"""instructor.checks.forbid: a delegating answer fails under every alias, and the helper comes back."""
+"""checks.forbid: a delegating answer fails under every alias, and the helper comes back."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 import tlhelpers as tlh
-from tlhelpers.instructor.checks import forbid
+from tlhelpers.checks import forbid
 from tlhelpers.surgery import count_parameters as aliased
 
 
@@ -29,3 +29,13 @@ def test_forbid_restores_the_helper_after_an_error():
 def test_forbid_refuses_what_it_cannot_guard():
     with pytest.raises(TypeError, match="plain functions"), forbid(len):
         pass
+
+
+def test_forbid_is_a_student_package_name_loaded_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, tlhelpers as tlh; assert 'tlhelpers.checks' not in sys.modules; "
+            "from tlhelpers.checks import forbid; assert tlh.forbid is forbid; "
+            "assert not [m for m in sys.modules if m.startswith('tlhelpers.instructor')]")
+    subprocess.run([sys.executable, "-c", code], check=True)

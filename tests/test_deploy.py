@@ -14,7 +14,7 @@ import pytest
 import yaml
 from traitlets.config.loader import PyFileConfigLoader
 
-from hub_helpers import ROOT
+from support.paths import REPO
 from tlhelpers.instructor import hub as class_hub
 from tlhelpers.instructor.grading import CourseExecute, GradeOnErrorsOnly
 from tlhelpers.instructor.late import PenaltyPerDayLate
@@ -30,9 +30,9 @@ def load(path: Path, class_file: Path, monkeypatch):
 
 def command_settings(tmp_path) -> tuple[class_hub.ClassHub, Path]:
     """What the one command writes for alice, bob and carol, without starting anything."""
-    course_id, execute = class_hub.read_course(ROOT)
+    course_id, execute = class_hub.read_course(REPO)
     hub = class_hub.ClassHub(course_id=course_id, students=["alice", "bob", "carol"], instructors=["instructor"],
-                             course_repo=ROOT, state=tmp_path / "state", exchange=tmp_path / "exchange",
+                             course_repo=REPO, state=tmp_path / "state", exchange=tmp_path / "exchange",
                              python="/opt/tlh-class-env/bin/python", execute=execute)
     (hub.state / "jupyter").mkdir(parents=True)
     (hub.state / "hub").mkdir()
@@ -116,7 +116,7 @@ def test_students_validate_under_the_graders_execution_policy(class_file, tmp_pa
     else:
         path = DEPLOY / class_file / "class.json"
     users = load(DEPLOY / "nbgrader_config.py", path, monkeypatch)
-    grader = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    grader = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     assert users.CourseDirectory.course_id == grader.CourseDirectory.course_id
     assert CourseExecute in users.Validator.preprocessors and GradeOnErrorsOnly in users.Validator.preprocessors
     for key in class_hub.EXECUTE_KEYS:

@@ -33,47 +33,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grading_helpers import Assignment, find, grades, make_course, nbgrader, read, submit, write
+from tlhelpers.instructor.contract import Kind
+
+from support.course import command_env, grades, make_course, nbgrader, submit
+from support.notebooks import Assignment, find, read, write
+from support.paths import ARTIFACTS, CONFIG
+from support.probes import build_probe2
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 60
 SLOW = 12  # seconds the "0-slowpoke" submission sleeps, so a test can kill its sandbox mid-grade
-
-
-def _cell(kind, gid, source, *, solution=False, grade=False, points=None):
-    cell = (nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell)(source)
-    cell.metadata["nbgrader"] = {"grade": grade, "grade_id": gid, "locked": not solution, "schema_version": 3,
-                                 "solution": solution, "task": False}
-    if grade:
-        cell.metadata["nbgrader"]["points"] = points
-    return cell
-
-
-def build_probe2(folder: Path) -> Path:
-    """A small source notebook: two answers with tests, and a written answer after a locked question."""
-    cells = [
-        _cell("markdown", "intro", "# Probe 2\nBuilt by tests/test_grade_command.py."),
-        # light on purpose: tests/test_grading.py grades the real notebooks (torch, tlhelpers) in the sandbox
-        _cell("code", "setup", "import time"),
-        _cell("code", "square", "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
-              solution=True),
-        _cell("code", "correct_square", "assert square(3) == 9, 'square(3) should be 9'\n"
-              "### BEGIN HIDDEN TESTS\nassert square(-4) == 16, 'negative numbers too'\n### END HIDDEN TESTS",
-              grade=True, points=1),
-        _cell("markdown", "question", "## A written question\nWhy is a square never negative?"),
-        _cell("markdown", "interpret", "### BEGIN SOLUTION\nA product of two numbers of the same sign.\n"
-              "### END SOLUTION", solution=True, grade=True, points=2),
-        _cell("markdown", "outro", "## One more"),
-        _cell("code", "cube", "def cube(x):\n    ### BEGIN SOLUTION\n    return x ** 3\n    ### END SOLUTION",
-              solution=True),
-        _cell("code", "correct_cube", "assert cube(2) == 8, 'cube(2) should be 8'", grade=True, points=1),
-    ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    write(nb, folder / "probe2.ipynb")
-    return folder
 
 
 ATTACK = '''import glob, json, os, pathlib, socket, sqlite3
@@ -123,15 +93,14 @@ def square(x):
 
 
 def _command(course: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    env.pop("NBGRADER_EXECUTION", None)
+    env = command_env()
     return subprocess.run([sys.executable, "-m", "tlhelpers.instructor.grade", *args, "--no-progress",
                            f"--cell-timeout={CELL_TIMEOUT}"], cwd=course, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
 def _popen(course: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    env = dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = command_env(**(env or {}))
     return subprocess.Popen([sys.executable, "-m", "tlhelpers.instructor.grade", *args, "--no-progress",
                              f"--cell-timeout={CELL_TIMEOUT}"], cwd=course, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -175,12 +144,12 @@ def _all_grades(course: Path, students) -> dict:
 
 @pytest.fixture(scope="module")
 def bwrap():
-    from apt_helpers import ensure_binary, which
+    from support.apt import ensure_binary, which
 
-    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), REPO / "artifacts" / "apt-bubblewrap.log")
+    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
     if path is None:
         pytest.skip(reason)
-    from tlhelpers.instructor.sandbox import sandbox_problem
+    from tlhelpers.instructor.bwrap import sandbox_problem
 
     problem = sandbox_problem()
     if problem:
@@ -354,7 +323,7 @@ def test_feedback_and_export_work_on_the_commands_gradebook(classes, tmp_path):
 def test_no_sandbox_is_refused_unless_unsandboxed(tmp_path):
     """Without bwrap the command says so and grades nothing; --unsandboxed is the explicit way out."""
     course = make_course(tmp_path / "c", [])
-    env = dict(os.environ, PATH="/nonexistent", PYTHONPATH=str(REPO))
+    env = command_env(PATH="/nonexistent")
     (course / "solutions" / "x").mkdir(parents=True)
     proc = subprocess.run([sys.executable, "-m", "tlhelpers.instructor.grade", "x"], cwd=course, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -396,7 +365,7 @@ def test_dask_cluster_over_tls_grades_the_class_and_survives_a_killed_worker(tmp
     find(slow, "square").source = f"time.sleep({SLOW})\n" + probe.answer("square")
     for sid, nb in {"a-solution": probe.solved(), "b-release": probe.student_copy(), "c-slow": slow}.items():
         submit(course, sid, "probe2", "probe2", nb)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = command_env()
     flags, tls_config, security = _tls(tmp_path)
     port = _free_port()
     address = f"tls://127.0.0.1:{port}"
@@ -474,31 +443,30 @@ print("LIMITS", {"tmp": fill("/tmp/fill"), "shm": fill("/dev/shm/fill"), "starte
 """
 
 
-def _grade_alone(tmp_path: Path, student: str, code: str, **limits) -> dict:
-    """grade_one on a probe2 submission whose ``square`` answer runs ``code`` first."""
-    from tlhelpers.instructor import sandbox
-    from tlhelpers.instructor.grade import read_tree
+def _grade_alone(tmp_path: Path, student: str, code: str, **limits):
+    """Return grade_one's Result for a probe2 submission whose ``square`` answer runs ``code`` first."""
+    from tlhelpers.instructor import worker
+    from tlhelpers.instructor.contract import Job, Limits
+    from tlhelpers.instructor.course import read_tree
 
     src = build_probe2(tmp_path / "src" / "probe2")
     nb = read(src / "probe2.ipynb")
     find(nb, "square").source = code + "def square(x):\n    return x * x\n"
     write(nb, tmp_path / student / "probe2.ipynb")
-    job = {"student": student, "assignment": "probe2", "files": read_tree(tmp_path / student),
-           "source": read_tree(src), "config": (REPO / "nbgrader_config.py").read_bytes(),
-           "gradebook": sandbox.empty_gradebook(), "duedate": None, "sandbox": True, "timeout_s": 300,
-           "cell_timeout": CELL_TIMEOUT, "threads": 1, **limits}
-    return sandbox.grade_one(job)
+    job = Job(student, "probe2", read_tree(tmp_path / student), read_tree(src), CONFIG.read_bytes(),
+              Limits(timeout_s=300, cell_timeout=CELL_TIMEOUT, **limits), gradebook=worker.empty_gradebook())
+    return worker.grade_one(job)
 
 
 def test_a_submission_that_fills_the_disk_is_stopped_at_its_quota(tmp_path, bwrap):
     result = _grade_alone(tmp_path, "filler", FILL_DISK, disk_mb=200)
-    assert not result["ok"] and result["reason"].startswith("disk limit:"), result["reason"]
+    assert result.kind is Kind.OVER_LIMIT and result.reason.startswith("disk limit:"), result.reason
     assert not list(Path(tempfile.gettempdir()).glob("tlh-grade-filler-*")), "its throwaway folder is gone"
 
 
 def test_processes_that_hold_too_much_memory_together_are_stopped(tmp_path, bwrap):
     result = _grade_alone(tmp_path, "hog", HOG_MEMORY, memory_mb=1200)
-    assert not result["ok"] and result["reason"].startswith("memory limit:"), result["reason"]
+    assert result.kind is Kind.OVER_LIMIT and result.reason.startswith("memory limit:"), result.reason
     import psutil
 
     hogs = [p.pid for p in psutil.process_iter(["cmdline"])
@@ -507,14 +475,37 @@ def test_processes_that_hold_too_much_memory_together_are_stopped(tmp_path, bwra
 
 
 def test_tmpfs_and_process_limits_contain_a_submission_that_is_still_graded(tmp_path, bwrap):
-    from tlhelpers.instructor import sandbox
+    from tlhelpers.instructor import worker
 
     result = _grade_alone(tmp_path, "greedy", CONTAINED)
-    assert result["ok"], result["reason"] + result["log"][-3000:]
-    nb = nbformat.reads(result["autograded"]["probe2.ipynb"].decode(), as_version=4)
+    assert result.ok, result.reason + result.log[-3000:]
+    nb = nbformat.reads(result.autograded["probe2.ipynb"].decode(), as_version=4)
     text = "".join(o.get("text", "") for o in find(nb, "square").outputs)
     seen = ast.literal_eval(re.search(r"LIMITS (\{.*\})", text).group(1))
     assert seen["tmp"].startswith("OSError: No space left") and seen["shm"].startswith("OSError: No space left"), seen
     if os.geteuid() == 0:  # a uid of its own per submission makes RLIMIT_NPROC a per-submission limit
-        assert seen["stopped"] == "BlockingIOError" and seen["started"] < sandbox.PROCESSES, seen
-    assert result["notebooks"]["probe2"]["grades"]["correct_square"]["auto_score"] == 1.0
+        assert seen["stopped"] == "BlockingIOError" and seen["started"] < worker.PROCESSES, seen
+    assert result.notebooks["probe2"]["grades"]["correct_square"]["auto_score"] == 1.0
+
+
+def test_a_python_environment_under_tmp_is_visible_inside_the_sandbox(tmp_path, bwrap):
+    """A virtualenv in /tmp was hidden by the sandbox's own /tmp: every submission "NOT GRADED ... setpriv"."""
+    import shutil
+
+    venv = Path(tempfile.mkdtemp(prefix="tlh-venv-", dir="/tmp"))
+    venv.chmod(0o755)  # as `python -m venv /tmp/x` makes it: the sandbox's user may read it
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+                       check=True, timeout=120)
+        src = build_probe2(tmp_path / "src" / "probe2")
+        course = make_course(tmp_path / "course", [], extra={"probe2": src})
+        nbgrader(course, "generate_assignment", "probe2", "--force")
+        probe = Assignment.load("probe2", course / "solutions", course / "course")
+        submit(course, "ada", "probe2", "probe2", probe.solved())
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "tlhelpers.instructor.grade", "probe2",
+                               "--no-progress", f"--cell-timeout={CELL_TIMEOUT}"], cwd=course, env=command_env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert grades(course, "probe2", "ada", "probe2")["correct_square"].score == 1.0
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)

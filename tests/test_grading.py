@@ -38,11 +38,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grading_helpers import (COURSE, NON_ASCII, REPO, SOLUTIONS, TAMPERS, Assignment, assignment_ids,
-                             disguised_submission, find, grade_id, grades, grading_env, is_test, liar_submission,
-                             make_course, meta, nbgrader, notebooks, noisy_submission, patched_checks_submission,
-                             prefixed_submission, read, read_csv, secret_lines, submit, tamper_plans,
-                             tampered_submission, transformer_submission, write, write_students_csv)
+from support.cheats import (NON_ASCII, TAMPERS, disguised_submission, leaky_submission, liar_submission,
+                            noisy_submission,
+                            patched_checks_submission, prefixed_submission, tamper_plans, tampered_submission,
+                            transformer_submission)
+from support.course import command_env, grades, make_course, nbgrader, read_csv, submit, write_students_csv
+from support.notebooks import (Assignment, assignment_ids, find, grade_id, is_test, meta, notebooks, read,
+                               secret_lines, write)
+from support.paths import ARTIFACTS, COURSE, CONFIG, SOLUTIONS
+from support.probes import build_probe
 
 pytestmark = pytest.mark.slow  # end to end: outside the fast tier
 
@@ -69,52 +73,6 @@ LOOP = "while True:  # an infinite loop\n    pass"
 CRASH = "import os\nos._exit(1)  # the kernel dies"
 NAMES = [("Zoë", "Müller"), ("Łukasz", "Wójcik"), ("Søren", "Ødegård"), ("Ana", "Núñez"), ("李", "小龙"),
          ("Amélie", "Brontë"), ("Jürgen", "Straße"), ("Chloé", "Dvořák")]
-
-
-# --- the probe assignment: cache poisoning, a hidden test that fails alone, the grading env ---
-def _cell(kind: str, gid: str, source: str, *, solution=False, grade=False, points=None):
-    new = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-    cell = new(source)
-    cell.metadata["nbgrader"] = {"grade": grade, "grade_id": gid, "locked": not solution, "schema_version": 3,
-                                 "solution": solution, "task": False}
-    if grade:
-        cell.metadata["nbgrader"]["points"] = points
-    return cell
-
-
-PROBE_HIDDEN_LINE = "assert square(-4) == 16, \"a negative number squared is positive\""
-
-
-def build_probe(folder: Path) -> Path:
-    """Write solutions-style probe/probe.ipynb (small, fast: a tiny conv net on random images)."""
-    cells = [
-        _cell("markdown", "intro", "# Probe\nA tiny assignment the grading tests build for themselves."),
-        _cell("code", "setup", "import os\nimport torch\nfrom torch import nn\nimport tlhelpers as tlh\n"
-              "torch.manual_seed(0)\n"
-              "model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 8, 3), nn.ReLU()).eval()\n"
-              "images = torch.rand(6, 1, 12, 12)\n"
-              "print('NBGRADER_EXECUTION =', os.environ.get('NBGRADER_EXECUTION'))"),
-        _cell("code", "pooled_features", "def pooled_features(model, images):\n"
-              "    \"\"\"Return the model's output, averaged over space: shape (n, channels).\"\"\"\n"
-              "    ### BEGIN SOLUTION\n    with torch.no_grad():\n        return model(images).mean(dim=(2, 3))\n"
-              "    ### END SOLUTION", solution=True),
-        _cell("code", "correct_pooled_features",
-              "\"\"\"Check pooled_features against tlh.extract_features of the last layer.\"\"\"\n"
-              "ours = pooled_features(model, images)\n"
-              "ref = tlh.extract_features(model, images, layer='3', progress=False)\n"
-              "assert type(ours) is torch.Tensor and tuple(ours.shape) == (6, 8), 'a (6, 8) tensor'\n"
-              "assert float((ours - ref).abs().max()) < 1e-5, 'features differ from tlh.extract_features'",
-              grade=True, points=2),
-        _cell("code", "square", "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
-              solution=True),
-        _cell("code", "correct_square", "\"\"\"Check square.\"\"\"\n"
-              "assert square(3) == 9, \"square(3) should be 9\"\n"
-              f"### BEGIN HIDDEN TESTS\n{PROBE_HIDDEN_LINE}\n### END HIDDEN TESTS", grade=True, points=1),
-    ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    write(nb, folder / "probe.ipynb")
-    return folder
 
 
 POISON = '''import os, pathlib
@@ -187,6 +145,7 @@ def _cases(probe: Assignment) -> list[Case]:
                               {g: (p if g in before_last else 0.0) for g, p in a.tests.items()}, flagged))
         cases.append(Case("cheat-patch", HOST, a.name, patched_checks_submission(a), None, True))
         cases.append(Case("cheat-transform", HOST, a.name, transformer_submission(a), None, True))
+        cases.append(Case("cheat-leak", HOST, a.name, leaky_submission(a), None, True))
         cases.append(Case("renamed", HOST, a.name, a.solved(), None, None, filename=f"{a.name}-Copy1.ipynb"))
         cases.append(Case("absent", HOST, a.name, None, None, None))
     for aid in AUDIT:
@@ -247,33 +206,36 @@ def graded(tmp_path_factory, probe_source) -> GradedClass:
     log = (course / "nbgrader.log").read_text("utf-8", errors="replace")
     print(f"\nsimulated class: {len(cases)} students; seconds: "
           + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
-    print("autograde seconds per student: " + ", ".join(f"{s} {t:.0f}" for s, t in per_student_seconds(log)))
+    per = per_student_seconds(course, log)
+    print("autograde seconds per student: " + ", ".join(f"{s} {t:.0f}" for s, t in per))
     return GradedClass(course, cases, auto, feedback, read_csv(root / "grades.csv"), log, seconds)
 
 
 def grade_command(course: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
     """``python -m tlhelpers.instructor.grade ARGS`` in ``course``, sandboxed where bwrap can be had."""
-    from apt_helpers import ensure_binary, which
+    from support.apt import ensure_binary, which
 
-    from tlhelpers.instructor.sandbox import sandbox_problem
+    from tlhelpers.instructor.bwrap import sandbox_problem
 
-    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), REPO / "artifacts" / "apt-bubblewrap.log")
+    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
     problem = reason or sandbox_problem()
     if problem:
         print(f"\ngrading the simulated class WITHOUT a sandbox: {problem}")
-    env = dict(grading_env(course), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = command_env(course)
     return subprocess.run([sys.executable, "-m", "tlhelpers.instructor.grade", *args, "--no-progress",
                            *(["--unsandboxed"] if problem else [])], cwd=course, env=env, capture_output=True,
                           text=True, encoding="utf-8", errors="replace", timeout=timeout)
 
 
-def per_student_seconds(log: str) -> list[tuple[str, float]]:
-    """(student, seconds) for each submission autograded, from nbgrader.log."""
+def per_student_seconds(course: Path, log: str) -> list[tuple[str, float]]:
+    """(student, seconds) for each submission autograded: the command's state file, or nbgrader.log."""
     from datetime import datetime
 
-    command = re.findall(r"\] ([^/\s]+)/[^:]+: graded in ([\d.]+) s on", log)
-    if command:
-        return [(sid, float(t)) for sid, t in command]
+    from tlhelpers.instructor.course import Course, State
+
+    recorded = State(Course(course)).data
+    if recorded:
+        return [(key.split("/")[0], entry["seconds"]) for key, entry in sorted(recorded.items())]
     marks = re.findall(r"\[AutogradeApp \| \w+ \| ([\d-]+ [\d:]+)\] Creating/updating student with ID '([^']+)'", log)
     end = re.findall(r"\[AutogradeApp \| \w+ \| ([\d-]+ [\d:]+)\]", log)
     stamps = [(sid, datetime.strptime(t, "%Y-%m-%d %H:%M:%S")) for t, sid in marks]
@@ -413,7 +375,8 @@ def test_cheating_by_comparison_tricks_gets_no_credit(graded, student):
 
 
 @needs_host
-@pytest.mark.parametrize("student", CHEATS + ["cheat-patch", "cheat-transform", "probe-poisoner", "kernel-crash"])
+@pytest.mark.parametrize("student", CHEATS + ["cheat-patch", "cheat-transform", "cheat-leak", "probe-poisoner",
+                                     "kernel-crash"])
 def test_code_that_touches_the_grader_is_flagged_for_manual_review(graded, student):
     assert all(cg.needs_manual for cg in graded.grades(student).values())
     assert re.search(rf"FLAGGED for manual review: student {re.escape(student)}\b", graded.log)
@@ -504,6 +467,32 @@ def test_feedback_never_contains_hidden_test_code(graded):
     assert checked or not REAL
 
 
+@needs_host
+def test_feedback_carries_no_hidden_test_out_however_the_submission_encodes_it(graded):
+    """A pre_run_cell hook, the input history, base64, rot13, reversed text, a display update, an error.
+
+    The submission did capture the hidden tests (its autograded notebook, which only the
+    instructor sees, holds them); its feedback page holds none, decoded or not.
+    """
+    import base64
+    import binascii
+    import codecs
+    import html as html_lib
+
+    hidden = {line for line in secret_lines(Assignment.load(HOST).source)[1] if len(line) >= 12}
+    captured = "\n".join(str(o) for c in graded.autograded("cheat-leak").cells for o in c.get("outputs", []))
+    assert any(line in captured for line in hidden), "the cheat captured nothing: this test would prove nothing"
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", graded.feedback_html("cheat-leak")))
+    views = [text, codecs.decode(text, "rot13"), text[::-1]]
+    for token in re.findall(r"[A-Za-z0-9+/]{16,}={0,2}", text):
+        try:
+            views.append(base64.b64decode(token + "=" * (-len(token) % 4)).decode("utf-8", "replace"))
+        except (binascii.Error, ValueError):
+            continue
+    leaked = sorted(line for line in hidden if any(line in view for view in views))
+    assert not leaked, f"hidden test lines in cheat-leak's feedback: {leaked[:3]}"
+
+
 def test_grading_never_reads_a_cache_the_submission_planted(graded, tmp_path):
     """The planted zeros are ignored while grading (NBGRADER_EXECUTION switches the cache off)..."""
     _check_expected(graded, "probe-poisoner")
@@ -547,7 +536,7 @@ def test_config_keeps_nbgraders_own_steps_in_order():
     import runpy
 
     c = Config()
-    runpy.run_path(str(Path(__file__).resolve().parents[1] / "nbgrader_config.py"),
+    runpy.run_path(str(CONFIG),
                    init_globals={"get_config": lambda: c})
 
     def names(classes):

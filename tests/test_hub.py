@@ -22,7 +22,10 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -31,9 +34,12 @@ from pathlib import Path
 
 import pytest
 
-import browser_helpers as bh
-import hub_helpers as hh
-from notebook_helpers import grade_id, is_answer, read, strip_markers
+from support import browser as bh
+from support import hub as hh
+from support.apt import ensure_binary, which
+from support.docs import documented
+from support.notebooks import grade_id, is_answer, read, strip_markers
+from support.paths import ARTIFACTS, SOLUTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -59,9 +65,7 @@ def prerequisites():
         pytest.skip("browser tests switched off by TLH_SKIP_BROWSER")
     if os.geteuid() != 0:
         _unavailable("the class hub test runs as root (it creates Unix accounts)")
-    logs = bh.ARTIFACTS
-    from apt_helpers import ensure_binary, which
-
+    logs = ARTIFACTS
     needs = {"configurable-http-proxy": hh.ensure_proxy(logs / "npm-proxy.log"),
              "bubblewrap": ensure_binary(which("bwrap"), ("bubblewrap",), logs / "apt-bubblewrap.log"),
              "chromium": bh.install_chromium(logs / "apt-chromium.log"),
@@ -81,9 +85,10 @@ def hub(prerequisites):
     base = Path(tempfile.mkdtemp(prefix="tlh-hub-test-"))
     base.chmod(0o755)  # the users read the class's settings under it
     port, service_port = bh.free_port(), bh.free_port()
-    args = ["--students", ",".join(STUDENTS), "--instructors", INSTRUCTOR, "--python", prerequisites["the class's Python"],
-            "--state", str(base / "state"), "--exchange", str(base / "exchange"), "--port", str(port),
-            "--service-port", str(service_port), "--reset-passwords"]
+    args = documented_args("tlhelpers.instructor.hub", {"/opt/tlh-class/bin/python": prerequisites["the class's Python"]})
+    args += ["--students", ",".join(STUDENTS), "--instructors", INSTRUCTOR, "--state", str(base / "state"),
+             "--exchange", str(base / "exchange"), "--port", str(port), "--service-port", str(service_port),
+             "--reset-passwords"]  # argparse keeps the last of a repeated option
     users = [*STUDENTS, INSTRUCTOR, GRADER]
     running = None
     try:
@@ -98,6 +103,12 @@ def hub(prerequisites):
             print("\n".join(running.output[-5:]))
         hh.remove_test_accounts(users)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def documented_args(module: str, replace: dict[str, str]) -> list[str]:
+    """The arguments of the documents' longest ``python -m <module>`` line, with ``replace`` applied."""
+    line = max((c for c in documented() if c.split()[0] == module), key=len)
+    return [replace.get(arg, arg) for arg in shlex.split(line)[1:]]
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +157,13 @@ def open_nbgrader(page, item: str) -> None:
 
 
 def shot(page, name: str) -> None:
-    bh.ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(bh.ARTIFACTS / name))
-    print(f"screenshot: {bh.ARTIFACTS / name}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+    print(f"screenshot: {ARTIFACTS / name}")
 
 
 def answers_of(assignment: str) -> dict[str, str]:
-    source = next((bh.ROOT / "solutions" / assignment).glob("*.ipynb"))
+    source = next((SOLUTIONS / assignment).glob("*.ipynb"))
     return {grade_id(c): strip_markers(c.source) for c in read(source).cells if is_answer(c) and c.cell_type == "code"}
 
 
@@ -318,9 +329,7 @@ def test_a_class_from_release_to_feedback_on_the_hub(hub, browser):
 
 
 def test_load_driver_runs_each_students_notebook_in_their_own_server(hub, tmp_path):
-    """The class-load benchmark's driver (tlhelpers.instructor.hub_load), on a two-cell notebook."""
-    from tlhelpers.instructor.hub_load import measure
-
+    """The class-load benchmark's documented command, on a two-cell notebook for alice and bob."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[
@@ -328,12 +337,18 @@ def test_load_driver_runs_each_students_notebook_in_their_own_server(hub, tmp_pa
         nbformat.v4.new_code_cell("assert who != 'bob', f'{who} runs this kernel, in {os.getcwd()}'")])
     path = tmp_path / "probe.ipynb"
     nbformat.write(nb, path)
-    result = measure(hub.url, hub.state, ["alice", "bob"], path)
-    runs = {r.user: r for r in result.students}
-    assert runs["alice"].error == "" and runs["alice"].cells == 2, runs["alice"]
-    assert runs["bob"].error.startswith("cell 1: AssertionError: bob runs this kernel, in /home/bob"), runs["bob"]
-    assert all(r.peak_rss_mb > 20 and r.server_start_s > 0 for r in runs.values()), runs
-    assert result.hub.peak_rss_mb > 20 and result.hub.cpu_s > 0, result.hub
+    args = documented_args("tlhelpers.instructor.hub_load", {"s01,...,s08": "alice,bob", "<notebook>": str(path)})
+    proc = subprocess.run([sys.executable, "-m", "tlhelpers.instructor.hub_load", *args, "--hub", hub.url,
+                           "--state", str(hub.state), "--json", str(tmp_path / "load.json")],
+                          capture_output=True, text=True, timeout=300)
+    print(proc.stdout)
+    assert proc.returncode == 1, f"bob's notebook fails, so the command reports a failure:\n{proc.stdout}{proc.stderr}"
+    result = json.loads((tmp_path / "load.json").read_text())
+    runs = {r["user"]: r for r in result["students"]}
+    assert runs["alice"]["error"] == "" and runs["alice"]["cells"] == 2, runs["alice"]
+    assert runs["bob"]["error"].startswith("cell 1: AssertionError: bob runs this kernel, in /home/bob"), runs["bob"]
+    assert all(r["peak_rss_mb"] > 20 and r["server_start_s"] > 0 for r in runs.values()), runs
+    assert result["hub"]["peak_rss_mb"] > 20 and result["hub"]["cpu_s"] > 0, result["hub"]
 
 
 def test_ctrl_c_stops_the_class_and_leaves_no_process(hub):

@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from hub_helpers import ROOT
+from support.paths import REPO
 from tlhelpers.instructor import hub as class_hub
 from tlhelpers.instructor.late import PenaltyPerDayLate
 
 
 def a_class(**changes) -> class_hub.ClassHub:
-    settings = dict(course_id="transfer-learning", students=["alice"], instructors=["instructor"], course_repo=ROOT)
+    settings = dict(course_id="transfer-learning", students=["alice"], instructors=["instructor"], course_repo=REPO)
     return class_hub.ClassHub(**{**settings, **changes})
 
 
@@ -68,13 +68,13 @@ def test_a_folder_that_is_not_the_course_is_refused(tmp_path):
 
 
 def test_the_command_reads_the_course_id_and_the_graders_cell_limit():
-    course_id, execute = class_hub.read_course(ROOT)
+    course_id, execute = class_hub.read_course(REPO)
     assert course_id == "transfer-learning" and execute["timeout"] > 0 and execute["interrupt_on_timeout"] is True
 
 
 def test_the_command_exits_2_with_one_line_saying_what_is_wrong():
     proc = subprocess.run([sys.executable, "-m", "tlhelpers.instructor.hub", "--students", "Alice"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: --students: 'Alice' not valid"), proc.stderr
 
 

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from notebook_helpers import grade_id, is_answer, is_test, meta, regions, solution_notebooks
+from support.notebooks import grade_id, is_answer, is_test, meta, regions, solution_notebooks
 
 NOTEBOOKS = solution_notebooks()
 WORD_LIMIT = {"10-capstone": 3000}   # the capstone asks for a written report; the rest 2,000

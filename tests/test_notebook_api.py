@@ -16,8 +16,9 @@ import pytest
 
 import tlhelpers as tlh
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
+from support.paths import SOLUTIONS
+
+NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
 ATTRIBUTE = re.compile(r"\btlh((?:\.\w+)+)")
 
 
@@ -35,19 +36,27 @@ def test_the_scanner_reads_dotted_names(tmp_path):
     assert used_names(nb) == {"SmallCNN", "shifts.FONTS", "surgery._x"}
 
 
+def problems(names: set[str]) -> list[str]:
+    """Return what is wrong with each dotted ``tlh.`` name: a private part, or a head not in ``__all__``."""
+    found = []
+    for dotted in sorted(names):
+        head, *rest = dotted.split(".")
+        if any(part.startswith("_") and not part.endswith("__") for part in (head, *rest)):
+            found.append(f"tlh.{dotted}: a private name")
+        elif head not in tlh.__all__ and not isinstance(getattr(tlh, head, None), types.ModuleType):
+            found.append(f"tlh.{dotted}: {head!r} is not in tlhelpers.__all__")
+    return found
+
+
 def test_private_names_are_refused_and_dunders_allowed():
     """``tlh.evaluate.__wrapped__`` (the undecorated function, for ``forbid``) is public Python; ``_x`` is not."""
-    assert any(p.startswith("_") and not p.endswith("__") for p in "surgery._x".split("."))
-    assert not any(p.startswith("_") and not p.endswith("__") for p in "evaluate.__wrapped__".split("."))
+    assert problems({"surgery._x"}) == ["tlh.surgery._x: a private name"]
+    assert problems({"_hidden"}) == ["tlh._hidden: a private name"]
+    assert problems({"evaluate.__wrapped__", "shifts.FONTS", "freeze"}) == []
+    assert problems({"not_a_helper"}) == ["tlh.not_a_helper: 'not_a_helper' is not in tlhelpers.__all__"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.parent.name)
 def test_notebooks_use_only_public_names(notebook):
-    problems = []
-    for dotted in sorted(used_names(notebook)):
-        head, *rest = dotted.split(".")
-        if any(part.startswith("_") and not part.endswith("__") for part in (head, *rest)):
-            problems.append(f"tlh.{dotted}: a private name")
-        elif head not in tlh.__all__ and not isinstance(getattr(tlh, head, None), types.ModuleType):
-            problems.append(f"tlh.{dotted}: {head!r} is not in tlhelpers.__all__")
-    assert not problems, f"{notebook.parent.name}: " + "; ".join(problems)
+    found = problems(used_names(notebook))
+    assert not found, f"{notebook.parent.name}: " + "; ".join(found)

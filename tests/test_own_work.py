@@ -8,14 +8,13 @@ and the cut keeps the cost to the start of each notebook, not all of it). The wh
 is one class, graded in parallel by ``python -m tlhelpers.instructor.grade`` (sandboxed
 where bubblewrap can start). Each
 delegating answer must score 0 on the test cells of its exercise, and those cells must
-fail because of ``tlhelpers.instructor.checks.forbid`` (its message is in the output),
+fail because of ``tlhelpers.checks.forbid`` (its message is in the output),
 not by accident (a TypeError from a wrong adapter would prove nothing).
 """
 from __future__ import annotations
 
 import ast
 import copy
-import os
 import shutil
 import subprocess
 import sys
@@ -25,13 +24,15 @@ from pathlib import Path
 import pytest
 
 import tlhelpers as tlh
-from cheat_submissions import defined_names
-from grading_helpers import (COURSE, SOLUTIONS, Assignment, assignment_ids, find, grade_id, grades, is_test,
-                             make_course, nbgrader, notebooks, read, submit, write)
+
+from support.cheats import defined_names
+from support.course import command_env, grades, make_course, nbgrader, submit
+from support.lessons import LESSONS
+from support.notebooks import Assignment, assignment_ids, find, grade_id, is_test, notebooks, read, write
+from support.paths import COURSE, SOLUTIONS
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 FORBID_MESSAGE = "earns no points"   # the end of checks.forbid's refusal message
 
 PREFIX = "import tlhelpers as tlh\n"
@@ -110,7 +111,7 @@ CASES = delegations()
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     """All delegating submissions in one class, graded in parallel by the grade command."""
-    from tlhelpers.instructor.sandbox import sandbox_problem
+    from tlhelpers.instructor.bwrap import sandbox_problem
 
     root = tmp_path_factory.mktemp("own-work")
     course = make_course(root / "course", [], extra={d.case_id: d.cut_source(root / "cut" / d.case_id)
@@ -121,8 +122,7 @@ def graded_class(tmp_path_factory):
         answers = {gid: a.answer(gid) for gid in a.answers}
         answers[d.answer] = d.source
         submit(course, d.student, d.case_id, a.name, a.student_copy(answers))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    env.pop("NBGRADER_EXECUTION", None)
+    env = command_env()
     extra = ["--unsandboxed"] if sandbox_problem() else []
     proc = subprocess.run([sys.executable, "-m", "tlhelpers.instructor.grade", "--all", "--no-progress",
                            "--cell-timeout=90", *extra], cwd=course, env=env, capture_output=True, text=True,
@@ -145,8 +145,6 @@ def test_an_answer_that_only_delegates_to_the_package_scores_zero(graded_class, 
 
 def test_every_lesson_of_the_contract_has_a_delegation_case():
     """Each helper a lesson builds (tests/test_contract.py) is checked here: a rename cannot make it vacuous."""
-    from test_contract import LESSONS
-
     assert LESSONS, "no lessons found"
     missing = sorted(set(LESSONS) - {d.function for d in CASES})
     assert not missing, f"no graded exercise found that builds {missing}"

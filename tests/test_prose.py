@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "solutions").glob("*/*.ipynb"))
+from support.paths import SOLUTIONS
+
+NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
 
 # A decimal (0.5), a percentage (40 %, 92%) or a ratio (15x): the shapes a measurement takes.
 MEASUREMENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?\s*%|\d+(?:\.\d+)?x\b|\d+\.\d+)")

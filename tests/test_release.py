@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from grading_helpers import (CONFIG, COURSE, SOLUTIONS, assignment_ids, grade_id, meta, nbgrader, notebooks, read,
-                             secret_lines)
+from support.course import nbgrader
+from support.notebooks import assignment_ids, grade_id, meta, notebooks, read, secret_lines
+from support.paths import CONFIG, COURSE, SOLUTIONS
 
 IDS = sorted(set(assignment_ids(SOLUTIONS)) | set(assignment_ids(COURSE)))
 ID_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -109,6 +110,37 @@ def test_no_solution_or_hidden_test_reaches_the_release(aid):
         leaks += [f"{aid}/{rel}: solution line {s!r}" for s in sorted(solution & shown)]
         leaks += [f"{aid}/{rel}: hidden-test line {s!r}" for s in sorted(hidden & shown)]
     assert not leaks, "\n".join(leaks[:20])
+
+
+def imported_modules(source: str) -> set[str]:
+    """Return the modules a code cell imports (IPython magics and shell lines left out)."""
+    import ast
+
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def test_the_import_scanner_sees_every_form():
+    assert "tlhelpers.instructor" in imported_modules("from tlhelpers import instructor")
+    assert "tlhelpers.instructor.grading" in imported_modules("import tlhelpers.instructor.grading as g")
+    assert "tlhelpers.instructor.grading" in imported_modules("%time x = 1\nfrom tlhelpers.instructor.grading import y")
+
+
+@pytest.mark.parametrize("side", ["solutions", "course"])
+@pytest.mark.parametrize("aid", IDS)
+def test_no_notebook_imports_the_instructor_package(aid, side):
+    """Students never import tlhelpers.instructor: what test cells call (forbid) is in the student package."""
+    for path in notebooks((SOLUTIONS if side == "solutions" else COURSE) / aid):
+        for cell in read(path).cells:
+            if cell.cell_type == "code":
+                wrong = sorted(m for m in imported_modules(cell.source) if m.startswith("tlhelpers.instructor"))
+                assert not wrong, f"{path.relative_to(path.parents[2])}: {grade_id(cell) or 'a cell'} imports {wrong}"
 
 
 @pytest.mark.parametrize("side", ["solutions", "course"])

@@ -26,13 +26,6 @@ def zeros_and_ones(mnist):
             tlh.few_shot(tlh.select_classes(test, [0, 1]), 50, seed=0))
 
 
-def _manual_accuracy(model: nn.Module, data) -> float:
-    x, y = tlh.as_tensors(data)
-    model.eval()
-    with torch.no_grad():
-        return (model(x).argmax(1) == y).float().mean().item()
-
-
 def test_fit_improves_accuracy_on_an_easy_task(zeros_and_ones):
     train, test = zeros_and_ones
     model = _linear()

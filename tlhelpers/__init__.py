@@ -33,6 +33,7 @@ _MODULES = {
                 "trainable_parameters", "unfreeze"],
     "batchnorm": ["recalibrate_bn"],
     "train": ["History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch"],
+    "checks": ["forbid"],
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
 _SUBMODULES = {module.name for module in pkgutil.iter_modules(__path__)}

@@ -8,323 +8,201 @@ Run it from the course root (the repository root, where nbgrader_config.py is)::
     python -m tlhelpers.instructor.grade 03-feature-extraction --student ada --force
 
 Each submission (``submitted/<student>/<assignment>/``) is graded by ``nbgrader autograde``
-in its own throwaway folder inside a bubblewrap sandbox (``tlhelpers.instructor.sandbox``),
+in its own throwaway folder inside a bubblewrap sandbox (``tlhelpers.instructor.worker``),
 against a private copy of the assignment's source and a private gradebook. This process is
-the only writer of the real course: it copies each result (scores, comments, late
-penalty, timestamp, the autograded notebook) into ``gradebook.db`` and
-``autograded/<student>/<assignment>/``, one submission at a time, so the Formgrader,
+the only writer of the real course (``tlhelpers.instructor.writer``): it copies each result
+(scores, comments, late penalty, timestamp, the autograded notebook) into ``gradebook.db``
+and ``autograded/<student>/<assignment>/``, one submission at a time, so the Formgrader,
 ``nbgrader generate_feedback`` and ``nbgrader export`` work as after ``nbgrader autograde``.
 
 A rerun grades only new or changed submissions (a content hash of the submission, the
-assignment's source, nbgrader_config.py and the grading policy's code, kept in
-``autograded/.tlh-grading.json``);
-``--force`` regrades everything. Exit status: 0 when every submission was graded, 1 when
-some could not be (each is named, with the reason, at the end and in nbgrader.log), 2 on
-a usage error, 3 when no sandbox can start and ``--unsandboxed`` was not given.
+assignment's source, nbgrader_config.py, the whole tlhelpers package, nbgrader's version
+and the limits, kept in ``autograded/.tlh-grading.json``); ``--force`` regrades everything.
+Exit status: 0 when every submission was graded, 1 when some could not be (each is named,
+with the reason, at the end and in nbgrader.log), 2 on a usage error, 3 when no sandbox
+can start and ``--unsandboxed`` was not given.
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
 import datetime as dt
-import hashlib
-import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlhelpers.instructor import sandbox
+from tlhelpers.instructor import bwrap, worker
+from tlhelpers.instructor.contract import Job, Kind, Limits, Result
+from tlhelpers.instructor.course import Course, State, content_hash, notebook_problem, read_tree
+from tlhelpers.instructor.writer import course_log, write_result
 
-STATE_FILE = ".tlh-grading.json"        # under autograded/ (ignored by git, not a student folder)
-IGNORED = (".ipynb_checkpoints", "__pycache__")
 log = logging.getLogger("tlhelpers.grade")
-
-
-# --------------------------------------------------------------------------- the course
-@dataclass
-class Course:
-    root: Path
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
-
-    @property
-    def config(self) -> bytes:
-        return (self.root / "nbgrader_config.py").read_bytes()
-
-    def source_dir(self, assignment: str) -> Path:
-        return self.root / "solutions" / assignment
-
-    def assignments(self) -> list[str]:
-        """Assignments with a source folder and at least one submission."""
-        sub = self.root / "submitted"
-        found = {p.name for p in sub.glob("*/*") if p.is_dir()} if sub.is_dir() else set()
-        return sorted(a for a in found if self.source_dir(a).is_dir())
-
-    def submissions(self, assignment: str, students: list[str] | None = None) -> list[tuple[str, Path]]:
-        """(student, folder) for each submitted/<student>/<assignment>/ holding a notebook."""
-        out = []
-        for folder in sorted((self.root / "submitted").glob(f"*/{assignment}")):
-            if folder.is_dir() and (students is None or folder.parent.name in students):
-                if any(p.suffix == ".ipynb" for p in _files(folder)):
-                    out.append((folder.parent.name, folder))
-                else:
-                    log.warning("No notebook in %s: skipped (scores zero in the export)", folder)
-        return out
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not p.is_symlink() and not any(part in IGNORED for part in p.parts))
-
-
-def read_tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in _files(folder)}
-
-
-def content_hash(*trees: dict[str, bytes]) -> str:
-    h = hashlib.sha256()
-    for tree in trees:
-        for rel in sorted(tree):
-            h.update(rel.encode() + b"\0" + hashlib.sha256(tree[rel]).digest())
-        h.update(b"\1")
-    return h.hexdigest()
-
-
-class State:
-    """student/assignment -> {hash, graded_at, host, seconds}; written atomically by the writer."""
-
-    def __init__(self, course: Course):
-        self.path = course.root / "autograded" / STATE_FILE
-        try:
-            self.data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            self.data = {}
-
-    def current(self, key: str, digest: str) -> bool:
-        return self.data.get(key, {}).get("hash") == digest
-
-    def record(self, key: str, **entry) -> None:
-        self.data[key] = entry
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tlh-state-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.data, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
-
-
-# --------------------------------------------------------------------------- the single writer
-def _duedate(course: Course, assignment: str) -> str | None:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(course.db_url) as gb:
-        try:
-            a = gb.find_assignment(assignment)
-        except MissingEntry:
-            raise SystemExit(f"assignment {assignment!r} is not in gradebook.db: run "
-                             f"`nbgrader generate_assignment {assignment} --force` first (docs/instructors.md)")
-        return a.duedate.isoformat() if a.duedate else None
-
-
-def write_result(course: Course, result: dict) -> None:
-    """Copy one result into gradebook.db and autograded/ (called by this process only)."""
-    from nbgrader.api import Gradebook, MissingEntry
-    from nbgrader.utils import parse_utc
-
-    student, assignment = result["student"], result["assignment"]
-    with warnings.catch_warnings(), Gradebook(course.db_url) as gb:
-        warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SQLAlchemy chatter
-        try:
-            gb.find_student(student)
-        except MissingEntry:
-            gb.add_student(student)
-        stamp = parse_utc(result["timestamp"]) if result.get("timestamp") else None
-        try:
-            sub = gb.find_submission(assignment, student)
-            if stamp is not None:
-                sub.timestamp = stamp
-        except MissingEntry:
-            sub = gb.update_or_create_submission(assignment, student, **({"timestamp": stamp} if stamp else {}))
-        try:
-            for name, data in result.get("notebooks", {}).items():
-                nb = gb.find_submission_notebook(name, assignment, student)
-                nb.late_submission_penalty = data.get("late_submission_penalty")
-                for grade in nb.grades:
-                    got = data["grades"].get(grade.name)
-                    if got is None:
-                        continue
-                    grade.auto_score = got["auto_score"]
-                    grade.needs_manual_grade = bool(got["needs_manual_grade"] or grade.manual_score is not None)
-                for comment in nb.comments:
-                    got = data["comments"].get(comment.name)
-                    if got is not None:
-                        comment.auto_comment = got["auto_comment"]
-            gb.db.commit()
-        except Exception:
-            gb.db.rollback()
-            raise
-    dest = course.root / "autograded" / student / assignment
-    if result.get("ok") and result.get("autograded") is not None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        new = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{assignment}.new-"))
-        for rel, blob in result["autograded"].items():
-            path = new / rel
-            if Path(rel).name == STATE_FILE or not str(path.resolve()).startswith(str(new.resolve()) + os.sep):
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob)
-        os.chmod(new, 0o755)
-        old = dest.with_name(f".{assignment}.old-{os.getpid()}")
-        if dest.exists():
-            dest.rename(old)
-        new.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    elif dest.exists():  # as nbgrader: a submission that failed leaves no autograded folder
-        shutil.rmtree(dest)
-
-
-def _append_log(course: Course, text: str) -> None:
-    with open(course.root / "nbgrader.log", "a", encoding="utf-8") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
-
-
-def _stamp() -> str:
-    return dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-
-
-# --------------------------------------------------------------------------- running the jobs
-RETRYABLE = ("killed by signal", "KilledWorker", "worker was lost")  # the machine's fault, not the submission's
 
 
 @dataclass
 class Outcome:
-    graded: list[dict] = field(default_factory=list)
-    failed: list[dict] = field(default_factory=list)
+    """What a run did: the results graded, the results not graded, and how many were unchanged."""
+
+    graded: list[Result] = field(default_factory=list)
+    failed: list[Result] = field(default_factory=list)
     skipped: int = 0
 
 
+# --------------------------------------------------------------------------- the jobs
+def grading_rules(config: bytes, limits: Limits) -> dict[str, bytes]:
+    """Return everything besides the submission and its source that decides a grade, as a tree to hash.
+
+    nbgrader_config.py, every file of the tlhelpers package this process grades with
+    (hidden tests call ``forbid`` and the reference helpers; the policy's preprocessors
+    live there too), nbgrader's version, and the limits: after an upgrade or with another
+    cell time limit, a rerun regrades instead of keeping grades from the old rules.
+    """
+    import nbgrader
+
+    package = read_tree(Path(bwrap.package_dir()))
+    return {"nbgrader_config.py": config, **{f"tlhelpers/{rel}": blob for rel, blob in package.items()},
+            "nbgrader.version": nbgrader.__version__.encode(), "limits": limits.as_text().encode()}
+
+
+def _jobs(course: Course, assignments: list[str], students, *, limits: Limits, sandboxed: bool, force: bool,
+          state: State, outcome: Outcome) -> list[Job]:
+    """Return a Job for every new or changed submission; record unreadable ones as failures."""
+    config = course.config
+    rules = grading_rules(config, limits)
+    pending = []
+    for assignment in assignments:
+        source, duedate = read_tree(course.source_dir(assignment)), course.duedate(assignment)
+        for student, folder in course.submissions(assignment, students):
+            job = Job(student, assignment, read_tree(folder), source, config, limits, duedate, sandboxed)
+            job.digest = content_hash(job.files, source, rules)
+            if not force and state.current(job.key, job.digest) and (course.root / "autograded" / job.key).is_dir():
+                outcome.skipped += 1
+                continue
+            problems = [p for rel, blob in job.files.items() if rel.endswith(".ipynb")
+                        for p in [notebook_problem(f"submitted/{job.key}/{rel}", blob)] if p]
+            if problems:
+                outcome.failed.append(Result.failure(job, Kind.NOT_A_NOTEBOOK, "; ".join(problems)))
+                continue
+            pending.append(job)
+    return pending
+
+
+# --------------------------------------------------------------------------- running them
 def _local_pool(jobs: int):
+    """Return (pool, submit, wait, close) for ``jobs`` threads of this process."""
     pool = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
 
     def wait(futures):
         return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
-    return pool, (lambda job: pool.submit(sandbox.grade_one, job)), wait
+
+    def close():
+        pool.shutdown(wait=True, cancel_futures=True)
+    return pool, (lambda job: pool.submit(worker.grade_one, job)), wait, close
 
 
 def _dask_pool(address: str):
+    """Return (client, submit, wait, close) for the workers of the Dask scheduler at ``address``."""
     from distributed import Client, wait as dask_wait
 
     client = Client(address, timeout="30s")
 
-    def submit(job):
-        return client.submit(sandbox.grade_one, job, pure=False,
-                             key=f"grade-{job['assignment']}-{job['student']}-{time.monotonic_ns()}")
+    def submit(job: Job):
+        return client.submit(worker.grade_one, job, pure=False,
+                             key=f"grade-{job.assignment}-{job.student}-{time.monotonic_ns()}")
 
     def wait(futures):
         return dask_wait(list(futures), return_when="FIRST_COMPLETED").done
-    return client, submit, wait
+    return client, submit, wait, client.close
+
+
+def _result(future, job: Job) -> Result:
+    try:
+        return future.result()
+    except Exception as err:  # e.g. KilledWorker: a Dask task whose workers kept dying
+        return Result.failure(job, Kind.WORKER_LOST, f"{type(err).__name__}: {err} (the worker was lost)", host="?")
+
+
+def _run_all(pending: list[Job], submit, wait, *, retries: int, on_result, on_retry) -> None:
+    """Grade every job; retry a job whose result's kind is retryable, at most ``retries`` times."""
+    active = {submit(job): job for job in pending}
+    while active:
+        for future in wait(active):
+            job = active.pop(future)
+            result = _result(future, job)
+            job.tries += 1
+            if result.kind.retryable and job.tries <= retries:
+                on_retry(job, result)
+                active[submit(job)] = job
+            else:
+                on_result(job, result)
 
 
 def grade(course: Course, assignments: list[str], *, students: list[str] | None = None, jobs: int = 0,
           scheduler: str | None = None, force: bool = False, sandboxed: bool = True, retries: int = 1,
-          timeout_s: float = 3600, memory_mb: int = 8192, disk_mb: int = 2048, cell_timeout: int | None = None,
-          progress: bool = True) -> Outcome:
+          limits: Limits = Limits(), progress: bool = True) -> Outcome:
     """Grade every new or changed submission of ``assignments``; this process writes every result."""
     from tqdm.auto import tqdm
 
-    from tlhelpers.instructor import grading as policy
-
-    config, state, outcome = course.config, State(course), Outcome()
-    rules = {"nbgrader_config.py": config, "grading.py": Path(policy.__file__).read_bytes()}
-    pending = []
-    for assignment in assignments:
-        source = read_tree(course.source_dir(assignment))
-        duedate = _duedate(course, assignment)
-        for student, folder in course.submissions(assignment, students):
-            files = read_tree(folder)
-            digest = content_hash(files, source, rules)
-            key = f"{student}/{assignment}"
-            if not force and state.current(key, digest) and (course.root / "autograded" / key).is_dir():
-                outcome.skipped += 1
-                continue
-            pending.append({"student": student, "assignment": assignment, "files": files, "source": source,
-                            "config": config, "duedate": duedate, "sandbox": sandboxed, "timeout_s": timeout_s,
-                            "memory_mb": memory_mb, "disk_mb": disk_mb, "cell_timeout": cell_timeout,
-                            "threads": 1, "hash": digest, "tries": 0})
-    jobs = jobs or os.cpu_count() or 1
-    where = f"Dask scheduler {scheduler}" if scheduler else f"{jobs} local job(s)"
+    state, outcome = State(course), Outcome()
+    pending = _jobs(course, assignments, students, limits=limits, sandboxed=sandboxed, force=force, state=state,
+                    outcome=outcome)
+    where = f"Dask scheduler {scheduler}" if scheduler else f"{jobs or os.cpu_count() or 1} local job(s)"
     print(f"grading {len(pending)} submission(s) of {', '.join(assignments) or 'nothing'} on {where}"
           f"{'' if sandboxed else ' WITHOUT A SANDBOX'}; {outcome.skipped} unchanged since the last run "
           f"(--force regrades them)", file=sys.stderr)
-    _append_log(course, f"[tlhelpers.grade | INFO | {_stamp()}] grading {len(pending)} submission(s) on {where}; "
-                        f"sandbox {'on' if sandboxed else 'OFF (--unsandboxed)'}; {outcome.skipped} unchanged")
-    if not pending:
-        return outcome
-    gradebook = sandbox.empty_gradebook()
-    for job in pending:
-        job["gradebook"] = gradebook
-    pool, submit, wait = _dask_pool(scheduler) if scheduler else _local_pool(jobs)
-    bar = tqdm(total=len(pending), unit="submission", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    try:
-        active = {submit(job): job for job in pending}
-        while active:
-            for future in wait(active):
-                job = active.pop(future)
-                try:
-                    result = future.result()
-                except Exception as err:  # e.g. KilledWorker: a Dask task whose workers kept dying
-                    result = {"student": job["student"], "assignment": job["assignment"], "ok": False,
-                              "reason": f"{type(err).__name__}: {err} (the worker was lost)", "seconds": 0.0,
-                              "host": "?", "log": ""}
-                job["tries"] += 1
-                reason = result.get("reason", "")
-                if not result.get("notebooks") and job["tries"] <= retries and any(r in reason for r in RETRYABLE):
-                    _append_log(course, f"[tlhelpers.grade | WARNING | {_stamp()}] {job['student']}/"
-                                        f"{job['assignment']}: {reason}; retrying ({job['tries']}/{retries})")
-                    bar.write(f"retrying {job['student']}/{job['assignment']}: {reason}")
-                    active[submit(job)] = job
-                    continue
-                _record(course, state, job, result, outcome, bar)
-    finally:
-        bar.close()
-        if scheduler:
-            pool.close()
-        else:
-            pool.shutdown(wait=True, cancel_futures=True)
+    with course_log(course) as nblog:
+        nblog.info("grading %d submission(s) on %s; sandbox %s; %d unchanged", len(pending), where,
+                   "on" if sandboxed else "OFF (--unsandboxed)", outcome.skipped)
+        for result in outcome.failed:
+            nblog.info("%s: NOT GRADED (%s): %s", result.key, result.kind.value, result.reason)
+        if not pending:
+            return outcome
+        gradebook = worker.empty_gradebook()
+        for job in pending:
+            job.gradebook = gradebook
+        pool, submit, wait, close = _dask_pool(scheduler) if scheduler else _local_pool(jobs or os.cpu_count() or 1)
+        bar = tqdm(total=len(pending), unit="submission", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+        def retry(job: Job, result: Result) -> None:
+            nblog.warning("%s: %s; retrying (%d/%d)", job.key, result.reason, job.tries, retries)
+            bar.write(f"retrying {job.key}: {result.reason}")
+
+        try:
+            _run_all(pending, submit, wait, retries=retries, on_retry=retry,
+                     on_result=lambda job, result: _record(course, state, job, result, outcome, bar, nblog))
+        finally:
+            bar.close()
+            close()
     return outcome
 
 
-def _record(course: Course, state: State, job: dict, result: dict, outcome: Outcome, bar) -> None:
-    key = f"{job['student']}/{job['assignment']}"
-    seconds, host = result.get("seconds", 0.0), result.get("host", "?")
-    score = sum((g["auto_score"] or 0) for nb in result.get("notebooks", {}).values() for g in nb["grades"].values())
-    header = (f"[tlhelpers.grade | INFO | {_stamp()}] {key}: graded in {seconds:.1f} s on {host}"
-              f"{'' if result.get('ok') else ' -- FAILED: ' + result.get('reason', '')}")
-    if result.get("notebooks"):  # nbgrader got as far as the gradebook (even a failed notebook scores)
+def _record(course: Course, state: State, job: Job, result: Result, outcome: Outcome, bar, nblog) -> None:
+    """Write one result, log it, and remember its hash when it was graded."""
+    if result.notebooks:  # nbgrader got as far as the gradebook (even a failed notebook scores)
         write_result(course, result)
-    _append_log(course, header + "\n" + "\n".join(f"    {line}" for line in result.get("log", "").splitlines()))
-    if result.get("ok"):
+    failed = "" if result.ok else f" -- FAILED: {result.reason}"
+    nblog.info("%s: graded in %.1f s on %s%s\n%s", job.key, result.seconds, result.host, failed,
+               "\n".join(f"    {line}" for line in result.log.splitlines()))
+    if result.ok:
         outcome.graded.append(result)
-        state.record(key, hash=job["hash"], graded_at=_stamp(), host=host, seconds=round(seconds, 1))
-        if result.get("dropped"):
-            bar.write(f"{key}: files too large to keep: {', '.join(result['dropped'][:5])}")
+        state.record(job.key, hash=job.digest, graded_at=dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+                     host=result.host, seconds=round(result.seconds, 1))
+        if result.dropped:
+            bar.write(f"{job.key}: files too large to keep: {', '.join(result.dropped[:5])}")
     else:
         outcome.failed.append(result)
-        bar.write(f"NOT GRADED {key}: {result.get('reason', '')}")
+        bar.write(f"NOT GRADED {job.key}: {result.reason}")
     bar.update(1)
-    bar.set_postfix(failed=len(outcome.failed), last=f"{key} {score:g} pts {seconds:.0f}s", refresh=False)
+    bar.set_postfix(failed=len(outcome.failed), last=f"{job.key} {result.points():g} pts {result.seconds:.0f}s",
+                    refresh=False)
 
 
 # --------------------------------------------------------------------------- the command
 def _private_address(address: str) -> bool:
-    """True for a TLS scheduler address, or one on this machine's loopback (no one else can reach it)."""
+    """Return True for a TLS scheduler address, or one on this machine's loopback (no one else can reach it)."""
     import ipaddress
 
     from distributed.comm.addressing import get_address_host, parse_address
@@ -338,7 +216,7 @@ def _private_address(address: str) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.instructor.grade", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("assignment", nargs="?", help="assignment id (a folder of solutions/); or --all")
@@ -357,6 +235,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=1, help="retries of a submission whose worker was killed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--course", default=".", help="the course root (default: the current folder)")
+    return parser
+
+
+def _refusal(args) -> str | None:
+    """Return why grading must not start (no safe sandbox here), or None; warn about what is merely risky."""
+    if not args.unsandboxed and not args.scheduler:
+        problem = bwrap.sandbox_problem()
+        if problem:
+            return (f"error: cannot grade safely: {problem}.\nStudent code would run as you, with your files "
+                    "(gradebook.db, solutions/, other submissions) and your network. Fix the sandbox, or pass "
+                    "--unsandboxed to grade without one anyway.")
+    if args.scheduler and not _private_address(args.scheduler):
+        print(f"WARNING: {args.scheduler} is plain TCP: anyone who can reach it can read the submissions and "
+              "hidden tests sent through it and run code on its workers. Use tls:// with certificates "
+              "(docs/instructors.md, 'On several machines').", file=sys.stderr)
+    if args.unsandboxed:
+        print("WARNING: --unsandboxed: student code runs as you, with your files and network.", file=sys.stderr)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     course = Course(Path(args.course).resolve())
@@ -364,31 +265,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no nbgrader_config.py in {course.root}: run this from the course root")
     if bool(args.assignment) == bool(args.all):
         parser.error("give one ASSIGNMENT or --all")
-    assignments = course.assignments() if args.all else [args.assignment]
     if args.assignment and not course.source_dir(args.assignment).is_dir():
         parser.error(f"no solutions/{args.assignment}/ in {course.root}")
-    sandboxed = not args.unsandboxed
-    if sandboxed and not args.scheduler:
-        problem = sandbox.sandbox_problem()
-        if problem:
-            print(f"error: cannot grade safely: {problem}.\nStudent code would run as you, with your files "
-                  "(gradebook.db, solutions/, other submissions) and your network. Fix the sandbox, or pass "
-                  "--unsandboxed to grade without one anyway.", file=sys.stderr)
-            return 3
-    if args.scheduler and not _private_address(args.scheduler):
-        print(f"WARNING: {args.scheduler} is plain TCP: anyone who can reach it can read the submissions and "
-              "hidden tests sent through it and run code on its workers. Use tls:// with certificates "
-              "(docs/instructors.md, 'On several machines').", file=sys.stderr)
-    if not sandboxed:
-        print("WARNING: --unsandboxed: student code runs as you, with your files and network.", file=sys.stderr)
-    outcome = grade(course, assignments, students=args.student, jobs=args.jobs, scheduler=args.scheduler,
-                    force=args.force, sandboxed=sandboxed, retries=args.retries, timeout_s=args.timeout,
-                    memory_mb=args.memory_mb, disk_mb=args.disk_mb, cell_timeout=args.cell_timeout,
-                    progress=not args.no_progress)
+    refusal = _refusal(args)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 3
+    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_mb, disk_mb=args.disk_mb,
+                    cell_timeout=args.cell_timeout)
+    outcome = grade(course, course.assignments() if args.all else [args.assignment], students=args.student,
+                    jobs=args.jobs, scheduler=args.scheduler, force=args.force, sandboxed=not args.unsandboxed,
+                    retries=args.retries, limits=limits, progress=not args.no_progress)
     print(f"graded {len(outcome.graded)}, not graded {len(outcome.failed)}, unchanged {outcome.skipped}",
           file=sys.stderr)
-    for f in outcome.failed:
-        print(f"  NOT GRADED {f['student']}/{f['assignment']}: {f.get('reason', '')}", file=sys.stderr)
+    for result in outcome.failed:
+        print(f"  NOT GRADED {result.key}: {result.reason}", file=sys.stderr)
     return 1 if outcome.failed else 0
 
 

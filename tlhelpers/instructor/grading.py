@@ -22,17 +22,16 @@ nbgrader_config.py inserts these steps into nbgrader 0.9's default pipelines.
   exception hooks, builtins, rebinding torch/numpy functions, the grading environment,
   ...) cannot always be beaten by a test cell running in the same process; such
   submissions are flagged in the log and their grades marked "needs manual grade".
-* Feedback does not reveal hidden tests: their source is removed, and a failure in a
-  cell that has hidden tests shows the error and its message, not the traceback (whose
-  context lines would quote the hidden code).
+* Feedback does not reveal hidden tests, however the submission tries: see
+  tlhelpers/instructor/feedback.py.
 """
 import re
 
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import ClearHiddenTests, Execute, LimitOutput, NbGraderPreprocessor
-from traitlets import Bool, Dict, Integer, Unicode
+from nbgrader.preprocessors import Execute, LimitOutput, NbGraderPreprocessor
+from traitlets import Dict, Integer, Unicode
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
@@ -262,21 +261,3 @@ class FlagSuspiciousCode(NbGraderPreprocessor):
                 gb.db.commit()
         return nb, resources
 
-
-class HideHiddenTests(ClearHiddenTests):
-    """In feedback, drop hidden-test source and the tracebacks that would quote it.
-
-    The failure stays visible as ``AssertionError: <its message>``: test messages are
-    written to teach; the hidden code is not for students to see. The regions are cut by
-    nbgrader's own ClearHiddenTests (its delimiters and their config apply here too).
-    """
-
-    enforce_metadata = Bool(False, help="grading already checked the cells' metadata").tag(config=True)
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code" and self._remove_hidden_test_region(cell):
-            for output in cell.get("outputs", []):
-                if output.output_type == "error":
-                    output.traceback = [f"\x1b[0;31m{output.ename}\x1b[0m: {output.evalue}",
-                                        "(traceback not shown: this test cell has hidden tests)"]
-        return cell, resources

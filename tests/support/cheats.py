@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import ast
 import copy
-import textwrap
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
-from notebook_helpers import Assignment, find, is_answer, is_test, new_cell  # noqa: F401
+from .notebooks import Assignment, find, is_answer, is_test, new_cell
 
-CHEATS = Path(__file__).resolve().parent / "cheats"
+CHEATS = Path(__file__).resolve().parents[1] / "cheats"
 MARK = "# --- the submission's text starts here"
 
 
@@ -36,6 +35,8 @@ DISGUISE = cheat("disguise") + _WRAP_OUTERMOST
 PLAIN_WRONG = cheat("plain_wrong") + _WRAP_OUTERMOST
 
 PATCH_CHECKS = cheat("patch_checks")
+
+LEAK, LEAK_LATER = cheat("leak"), cheat("leak_later")
 
 
 def defined_names(source: str) -> tuple[list[str], list[str], list[str]]:
@@ -131,6 +132,22 @@ def transformer_submission(a: Assignment) -> NotebookNode:
     return nb
 
 
+def leaky_submission(a: Assignment) -> NotebookNode:
+    """Correct answers that capture every cell's source as it runs (hidden tests too) and leak it.
+
+    The first answer registers an IPython ``pre_run_cell`` hook that prints each cell's
+    source plainly, in base64, rot13 and reversed, and shows a display to rewrite later;
+    the last answer prints the input history, rewrites that display with everything
+    captured, and makes its own functions raise it (base64) as an error message.
+    """
+    answers = {gid: a.answer(gid) for gid in a.answers}
+    first, last = a.answers[0], a.answers[-1]
+    answers[first] = LEAK + "\n" + answers[first]
+    funcs = defined_names(answers[last])[0]
+    answers[last] = "\n".join([answers[last], LEAK_LATER, *(f"{f} = _raising({f})" for f in funcs)])
+    return a.student_copy(answers)
+
+
 TAMPERS = ("forge", "delete", "skip_tag", "duplicate")
 
 
@@ -213,6 +230,3 @@ def noisy_submission(a: Assignment, upto: int) -> NotebookNode:
         answers[gid] = "\n".join(lines)
     return a.student_copy(answers)
 
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text).strip("\n")

@@ -1,8 +1,14 @@
-"""What hidden tests use to make sure a grade is earned by the student's own code."""
+"""Checks that test cells run to make sure a grade is earned by the student's own code.
+
+Test cells (visible and hidden) call these inside the student's kernel, so they live in
+the student package: a released notebook never imports ``tlhelpers.instructor``.
+"""
 from __future__ import annotations
 
 import contextlib
 from typing import Callable, Iterator
+
+REFUSAL = "write {lesson} yourself: calling the package's {helper} earns no points"
 
 
 def _refusal(message: str):
@@ -37,8 +43,8 @@ def forbid(*helpers: Callable, lesson: str = "this exercise") -> Iterator[None]:
     originals = [helper.__code__ for helper in helpers]
     try:
         for helper in helpers:
-            helper.__code__ = _refusal(f"write {lesson} yourself: calling the package's "
-                                       f"{helper.__module__}.{helper.__qualname__} earns no points")
+            helper.__code__ = _refusal(REFUSAL.format(lesson=lesson,
+                                                      helper=f"{helper.__module__}.{helper.__qualname__}"))
         yield
     finally:
         for helper, code in zip(helpers, originals):

@@ -1,10 +1,8 @@
-"""A simulated class for nbgrader: course folders, the nbgrader command line, grades.
+"""Drive a simulated class: course folders, the nbgrader command line, the grading command, grades.
 
-Everything here drives the real ``nbgrader`` command line in a temporary copy of the
-course (nbgrader_config.py, solutions/, course/), so what the tests prove is what an
-instructor gets. Notebook utilities are in tests/notebook_helpers.py, the honest and
-adversarial submissions in tests/cheat_submissions.py (their code in tests/cheats/*.py);
-both are re-exported here for the tests that import them from this module.
+Everything here drives the real ``nbgrader`` command line (and the course's grading
+command) in a temporary copy of the course (nbgrader_config.py, solutions/, course/), so
+what the tests prove is what an instructor gets.
 """
 from __future__ import annotations
 
@@ -18,20 +16,9 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-__all__ = ["CONFIG", "COURSE", "MARKERS", "NON_ASCII", "REPO", "SOLUTIONS", "TAMPERS", "Assignment", "CellGrade",
-           "assignment_ids", "defined_names", "disguised_submission", "find", "grade_id", "grades", "grading_env",
-           "helpers_called_by_tests", "is_answer", "is_test", "liar_submission", "make_course", "meta", "nbgrader",
-           "new_cell", "noisy_submission", "notebooks", "patched_checks_submission", "prefixed_submission", "read",
-           "read_csv", "secret_lines", "strip_markers", "submit", "tamper_plans",
-           "tampered_submission", "transformer_submission", "write", "write_students_csv"]
+from .notebooks import write
+from .paths import COURSE, CONFIG, REPO, SOLUTIONS
 
-from cheat_submissions import (NON_ASCII, TAMPERS, defined_names, disguised_submission,  # noqa: F401
-                               helpers_called_by_tests, liar_submission, noisy_submission,
-                               patched_checks_submission, prefixed_submission, tamper_plans, tampered_submission,
-                               transformer_submission)
-from notebook_helpers import (CONFIG, COURSE, MARKERS, REPO, SOLUTIONS, Assignment, assignment_ids,  # noqa: F401
-                              find, grade_id, is_answer, is_test, meta, new_cell, notebooks, read, secret_lines,
-                              strip_markers, write)
 
 # --- a course folder and the nbgrader command line ----------------------------------------
 def make_course(root: Path, assignments: list[str], *, extra: dict[str, Path] | None = None) -> Path:
@@ -113,3 +100,15 @@ def grades(course: Path, assignment: str, student: str, notebook: str) -> dict[s
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def command_env(course: Path | None = None, **extra: str) -> dict[str, str]:
+    """Environment for ``python -m tlhelpers.instructor.<command>``: this checkout's tlhelpers first.
+
+    PYTHONPATH puts this repository ahead of any installed copy, so the command (and the
+    sandbox, which binds the package the command imported) runs the code under test.
+    """
+    env = dict(grading_env(course) if course is not None else os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env.pop("NBGRADER_EXECUTION", None)
+    return env

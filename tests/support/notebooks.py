@@ -1,8 +1,9 @@
-"""Reading and changing notebooks the way the grading tests need: nbgrader cells, answers, secrets.
+"""Read and change notebooks the way the tests need: nbgrader cells, answers, secrets.
 
-Shared by tests/grading_helpers.py, tests/cheat_submissions.py, tests/test_release.py and
-tests/browser_helpers.py. ``Assignment`` is one assignment's source (solutions/) and
-release (course/) notebook, with the student's-eye operations (fill answers in, tamper).
+Cells are classified with nbgrader's own predicates (``nbgrader.utils.is_solution``,
+``is_grade``), so the tests mean by "answer" and "test" what nbgrader means.
+``Assignment`` is one assignment's source (solutions/) and release (course/) notebook,
+with the student's-eye operations (fill answers in, tamper).
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-REPO = Path(__file__).resolve().parents[1]
-SOLUTIONS = REPO / "solutions"
-COURSE = REPO / "course"
-CONFIG = REPO / "nbgrader_config.py"
+from nbgrader import utils
+
+from .paths import COURSE, SOLUTIONS
+
 MARKERS = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$")
 
 
@@ -61,14 +62,13 @@ def grade_id(cell: NotebookNode) -> str | None:
 
 
 def is_answer(cell: NotebookNode) -> bool:
-    """A cell the student writes (nbgrader "solution" cell)."""
-    return bool(meta(cell).get("solution"))
+    """Return True for a cell the student writes (nbgrader's "solution" cell)."""
+    return bool(utils.is_solution(cell))
 
 
 def is_test(cell: NotebookNode) -> bool:
-    """An autograded test cell: graded code that is not the student's own answer."""
-    m = meta(cell)
-    return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
+    """Return True for an autograded test cell: graded code that is not the student's own answer."""
+    return cell.cell_type == "code" and bool(utils.is_grade(cell)) and not utils.is_solution(cell)
 
 
 def find(nb: NotebookNode, gid: str) -> NotebookNode:

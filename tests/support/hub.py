@@ -1,4 +1,4 @@
-"""Helpers for tests/test_hub.py: a class hub on this machine, its accounts, its users' commands.
+"""A class hub on this machine for tests/test_hub.py: its prerequisites, accounts and users' commands.
 
 The hub needs root (it creates Unix accounts and starts servers as them), Node's
 configurable-http-proxy (installed with npm when missing), and a Python environment every class
@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO
+
 CLASS_ENV = Path(os.environ.get("TLH_CLASS_ENV", "/opt/tlh-class-env"))
 MARKER = ".tlh-class-test"  # in the home of every account a test created, so only those are removed
 PROXY_PACKAGE = "configurable-http-proxy@5"
@@ -75,7 +76,7 @@ def ensure_class_env(log_path: Path) -> tuple[str | None, str]:
             if _run_logged([base, "-m", "venv", str(CLASS_ENV)], log_path, 300) != 0:
                 return None, f"python3 -m venv {CLASS_ENV} failed (log: {log_path})"
         # Not editable: the users' servers must not read the repository, which may sit in root's home.
-        rc = _run_logged([str(python), "-m", "pip", "install", "-q", f"{ROOT}[instructor]"], log_path, 1200)
+        rc = _run_logged([str(python), "-m", "pip", "install", "-q", f"{REPO}[instructor]"], log_path, 1200)
     if rc != 0:
         return None, f"installing the course into {CLASS_ENV} failed with {rc} (log: {log_path})"
     return str(python), ""
@@ -133,7 +134,7 @@ class RunningHub:
 
     @classmethod
     def start(cls, args: list[str], *, port: int, state: Path, timeout: float = 180) -> "RunningHub":
-        proc = subprocess.Popen([sys.executable, "-m", "tlhelpers.instructor.hub", *args], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "tlhelpers.instructor.hub", *args], cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                 start_new_session=True)
         hub = cls(proc=proc, url=f"http://127.0.0.1:{port}", state=state)

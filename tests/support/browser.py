@@ -3,7 +3,7 @@
 Nothing here runs at import time. The browser test drives the course the way people use it:
 a student opens a released notebook in JupyterLab, runs the first cells, answers the first
 exercise and presses nbgrader's Validate button; an instructor opens the formgrader.
-Notebook utilities (nbgrader cells, answers without markers) are tests/notebook_helpers.py's.
+Notebook utilities (nbgrader cells, answers without markers) are support.notebooks'.
 """
 from __future__ import annotations
 
@@ -22,11 +22,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apt_helpers import ensure_binary
-from notebook_helpers import assignment_ids, grade_id, is_answer, meta, read, strip_markers
+from .apt import ensure_binary
+from .notebooks import assignment_ids, grade_id, is_answer, meta, read, strip_markers
+from .paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
 
 # Flags for Debian's Chromium on a machine whose network is closed (see the machine notes):
 # without the background-networking flags Chromium keeps dialling Google's hosts.
@@ -60,7 +59,7 @@ def find_chromium() -> str | None:
 
 
 def install_chromium(log_path: Path, *, lock_timeout: float = 600, step_timeout: float = 900) -> tuple[str | None, str]:
-    """Find Chromium or install Debian's chromium + chromium-driver with apt-get (as root; see apt_helpers)."""
+    """Find Chromium or install Debian's chromium + chromium-driver with apt-get (as root; see support.apt)."""
     return ensure_binary(find_chromium, APT_PACKAGES, log_path, lock_timeout=lock_timeout, step_timeout=step_timeout)
 
 
@@ -144,11 +143,11 @@ def copy_course(dst: Path) -> Path:
     the formgrader writes gradebook.db: neither may touch the repository.
     """
     dst.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "nbgrader_config.py", dst / "nbgrader_config.py")
+    shutil.copy2(REPO / "nbgrader_config.py", dst / "nbgrader_config.py")
     skip = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "gradebook.db", "*.pyc")
     for name in ("course", "solutions"):
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, dst / name, ignore=skip)
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dst / name, ignore=skip)
     return dst
 
 
