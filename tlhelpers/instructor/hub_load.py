@@ -70,14 +70,19 @@ class Hub:
         return json.loads(reply.body) if reply.body else {}
 
     async def start_server(self, user: str, timeout: float = 300) -> float:
-        """Start ``user``'s server (adding the user to the hub if they never logged in); its start time."""
+        """Start ``user``'s server (adding the user to the hub if they never logged in); its start time.
+
+        A server that is already running is used as it is (its start time is then about 0).
+        """
         started = time.monotonic()
         try:
             await self.call("POST", f"/hub/api/users/{user}", {})
         except HTTPClientError as err:
             if err.code != 409:  # 409: already a hub user
                 raise
-        await self.call("POST", f"/hub/api/users/{user}/server", {})
+        info = await self.call("GET", f"/hub/api/users/{user}")
+        if not info.get("servers", {}).get(""):  # a student already working keeps their server
+            await self.call("POST", f"/hub/api/users/{user}/server", {})
         while time.monotonic() - started < timeout:
             info = await self.call("GET", f"/hub/api/users/{user}")
             if info.get("servers", {}).get("", {}).get("ready"):
