@@ -33,6 +33,7 @@ _MODULES = {
     "surgery": ["count_parameters", "freeze", "layer_names", "param_groups", "replace_head",
                 "trainable_parameters", "unfreeze"],
     "batchnorm": ["recalibrate_bn"],
+    "text": ["TextEncoder", "embed_texts", "load_text_encoder", "mean_pool"],
     "train": ["History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch"],
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
