@@ -293,3 +293,21 @@ def test_the_attribution_ships_beside_the_review_files():
     for name, sha in data._REVIEW_FILES.values():
         assert name in notice and sha in notice, f"the notice lists {name} with its SHA-256"
     assert "CC BY 4.0" in tlh.REVIEWS_ATTRIBUTION and "Kotzias" in tlh.REVIEWS_ATTRIBUTION
+
+
+def test_the_review_files_are_declared_package_data():
+    """A wheel carries only what pyproject.toml declares: every shipped review file must match its globs."""
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")   # Python 3.11+; the course supports 3.10 too
+
+    from tlhelpers import data
+
+    root = Path(tlh.__file__).parent
+    globs = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["tlhelpers"]
+    shipped = [str(p.relative_to(root)) for p in data.REVIEWS_FOLDER.iterdir()]
+    assert len(shipped) == 4
+    for name in shipped:
+        assert any(fnmatch.fnmatch(name, g) for g in globs), f"{name} is not package data: a wheel would lack it"
