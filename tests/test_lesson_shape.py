@@ -14,7 +14,7 @@ import pytest
 from support.notebooks import grade_id, is_answer, is_test, meta, regions, solution_notebooks
 
 NOTEBOOKS = solution_notebooks()
-WORD_LIMIT = {"10-capstone": 3000}   # the capstone asks for a written report; the rest 2,000
+WORD_LIMIT = {"11-capstone": 3000}   # the capstone asks for a written report; the rest 2,000
 VISIBLE_TEST_LINES = 25
 WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
 

