@@ -85,7 +85,7 @@ def hub(prerequisites):
     base = Path(tempfile.mkdtemp(prefix="tlh-hub-test-"))
     base.chmod(0o755)  # the users read the class's settings under it
     port, service_port = bh.free_port(), bh.free_port()
-    args = documented_args("tlhelpers.instructor.hub", {"/opt/tlh-class/bin/python": prerequisites["the class's Python"]})
+    args = documented_args("tlhelpers.instructor.hub", {"--python": prerequisites["the class's Python"]})
     args += ["--students", ",".join(STUDENTS), "--instructors", INSTRUCTOR, "--state", str(base / "state"),
              "--exchange", str(base / "exchange"), "--port", str(port), "--service-port", str(service_port),
              "--reset-passwords"]  # argparse keeps the last of a repeated option
@@ -105,10 +105,18 @@ def hub(prerequisites):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def documented_args(module: str, replace: dict[str, str]) -> list[str]:
-    """The arguments of the documents' longest ``python -m <module>`` line, with ``replace`` applied."""
-    line = max((c for c in documented() if c.split()[0] == module), key=len)
-    return [replace.get(arg, arg) for arg in shlex.split(line)[1:]]
+def documented_args(module: str, values: dict[str, str]) -> list[str]:
+    """The arguments of each ``python -m <module>`` line the documents show, the given options' values replaced.
+
+    The longest line is returned (the fullest example of the command).
+    """
+    lines = [c for c in documented() if c.split()[0] == module]
+    assert lines, f"the documents show no python -m {module}"
+    runs = []
+    for line in lines:
+        args = shlex.split(line)[1:]
+        runs.append([values.get(args[i - 1], arg) if i else arg for i, arg in enumerate(args)])
+    return max(runs, key=len)
 
 
 @pytest.fixture(scope="module")
@@ -337,7 +345,7 @@ def test_load_driver_runs_each_students_notebook_in_their_own_server(hub, tmp_pa
         nbformat.v4.new_code_cell("assert who != 'bob', f'{who} runs this kernel, in {os.getcwd()}'")])
     path = tmp_path / "probe.ipynb"
     nbformat.write(nb, path)
-    args = documented_args("tlhelpers.instructor.hub_load", {"s01,...,s08": "alice,bob", "<notebook>": str(path)})
+    args = documented_args("tlhelpers.instructor.hub_load", {"--students": "alice,bob", "--notebook": str(path)})
     proc = subprocess.run([sys.executable, "-m", "tlhelpers.instructor.hub_load", *args, "--hub", hub.url,
                            "--state", str(hub.state), "--json", str(tmp_path / "load.json")],
                           capture_output=True, text=True, timeout=300)
