@@ -11,6 +11,8 @@ from torch import nn
 import tlhelpers as tlh
 from tlhelpers import features
 
+from support.calls import count_calls
+
 
 def _small(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
@@ -29,14 +31,7 @@ def images():
 @pytest.fixture
 def count_computes(monkeypatch):
     """Count the real feature computations (cache misses)."""
-    calls = []
-    real = features._compute
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(features, "_compute", counting)
-    return calls
+    return count_calls(monkeypatch, features, "_compute")
 
 
 def _extract(model, images, layer, **kwargs):

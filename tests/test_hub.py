@@ -17,6 +17,7 @@ root); skips with the reason otherwise (fails under CI=true). Screenshots go to 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -145,15 +146,24 @@ def student_cli(hub, user: str, *args: str):
     return proc
 
 
-def log_in(browser, hub, user: str):
+@contextlib.contextmanager
+def logged_in(browser, hub, user: str):
+    """A browser page with ``user`` logged in to the hub; on a failure, a screenshot and the hub's log."""
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", hub.passwords[user])
-    page.click("#login_submit")
-    return page
+    try:
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("#username_input", user)
+        page.fill("#password_input", hub.passwords[user])
+        page.click("#login_submit")
+        yield page
+    except BaseException:
+        shot(page, f"hub-{user}-FAILED.png")
+        print(hub.log_tail())
+        raise
+    finally:
+        context.close()
 
 
 def open_nbgrader(page, item: str) -> None:
@@ -177,8 +187,7 @@ def answers_of(assignment: str) -> dict[str, str]:
 
 def alice_submits(browser, hub, clock) -> None:
     """Log in, fetch, answer every exercise, Validate (success), submit: all in the browser."""
-    page = log_in(browser, hub, "alice")
-    try:
+    with logged_in(browser, hub, "alice") as page:
         open_nbgrader(page, "Assignment List")
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$")).click()
         menu = page.locator(".lm-Menu:visible .lm-Menu-itemLabel").all_inner_texts()
@@ -217,12 +226,6 @@ def alice_submits(browser, hub, clock) -> None:
         page.wait_for_timeout(500)
         shot(page, "hub-student-assignments.png")
         clock("alice submitted")
-    except BaseException:
-        shot(page, "hub-alice-FAILED.png")
-        print(hub.log_tail())
-        raise
-    finally:
-        page.context.close()
 
 
 def carol_submits_a_full_answer(hub) -> None:
@@ -238,8 +241,7 @@ def carol_submits_a_full_answer(hub) -> None:
 
 def instructor_sees_scores(browser, hub, clock) -> dict[str, str]:
     """The Formgrader, as a hub service, framed in the instructor's JupyterLab: the scores of 00-setup."""
-    page = log_in(browser, hub, INSTRUCTOR)
-    try:
+    with logged_in(browser, hub, INSTRUCTOR) as page:
         page.goto(f"{hub.url}/services/{COURSE}/lab")
         open_nbgrader(page, "Formgrader")
         frame = page.frame_locator("iframe").first
@@ -253,17 +255,10 @@ def instructor_sees_scores(browser, hub, clock) -> dict[str, str]:
         shot(page, "hub-formgrader.png")
         clock(f"instructor sees in the Formgrader: {table}")
         return table
-    except BaseException:
-        shot(page, "hub-instructor-FAILED.png")
-        print(hub.log_tail())
-        raise
-    finally:
-        page.context.close()
 
 
 def alice_reads_her_feedback(browser, hub, clock) -> str:
-    page = log_in(browser, hub, "alice")
-    try:
+    with logged_in(browser, hub, "alice") as page:
         open_nbgrader(page, "Assignment List")
         submitted = page.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first
         submitted.locator("button", has_text="Fetch Feedback").click()
@@ -278,8 +273,6 @@ def alice_reads_her_feedback(browser, hub, clock) -> str:
         score = page.locator("text=/Score: [0-9.]+ \\/ [0-9.]+/").first.inner_text()
         clock(f"alice reads her feedback: {score}")
         return score
-    finally:
-        page.context.close()
 
 
 def test_a_class_from_release_to_feedback_on_the_hub(hub, browser):

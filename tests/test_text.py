@@ -15,6 +15,8 @@ import torch.nn.functional as F
 import tlhelpers as tlh
 from tlhelpers import text
 
+from support.calls import count_calls
+
 SENTENCES = ["The food was delicious and the staff were friendly.", "Battery died after two days.",
              "A moving film with a wonderful cast.", "Ok.", "Tasty meal, lovely waiter."]
 
@@ -28,14 +30,7 @@ def encoder():
 @pytest.fixture
 def count_computes(monkeypatch):
     """Count the real embedding computations (cache misses)."""
-    calls = []
-    real = text._compute
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(text, "_compute", counting)
-    return calls
+    return count_calls(monkeypatch, text, "_compute")
 
 
 def _embed(encoder, texts, **kwargs):

@@ -176,11 +176,9 @@ def extract_features(model: nn.Module, images: torch.Tensor, layer: str | Sequen
     path = None
     if folder is not None:
         path = folder / f"{_content_key(model, images, layer, pool)}.pt"
-        if path.is_file():
-            try:
-                return torch.load(path, weights_only=True)  # a tensor, or a dict of tensors for several layers
-            except Exception:
-                path.unlink(missing_ok=True)  # a torn or foreign file: recompute it
+        cached = _load_cached(path)  # a tensor, or a dict of tensors for several layers
+        if cached is not None:
+            return cached
 
     # Compute on a copy: the extractor shares the model's modules, and moving them to
     # ``device`` or to channels_last in place would change the caller's model (its device,
@@ -189,6 +187,17 @@ def extract_features(model: nn.Module, images: torch.Tensor, layer: str | Sequen
     if path is not None:
         _atomic_save(feats, path)
     return feats
+
+
+def _load_cached(path: Path):
+    """Return what the cache file ``path`` holds, or None when it is missing, torn or foreign (then removed)."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception:
+        path.unlink(missing_ok=True)  # recompute it
+        return None
 
 
 def _atomic_save(tensor, path: Path) -> None:

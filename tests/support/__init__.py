@@ -10,5 +10,7 @@ One package, imported as ``support.<module>`` (pytest puts tests/ on sys.path):
 - ``photos``: real sample photos as tensors;
 - ``apt``: installing a Debian package the suite needs (bubblewrap, chromium) when root;
 - ``browser``: JupyterLab and headless Chromium for the browser test;
-- ``hub``: a class hub on this machine (its proxy, its users' Python, accounts, users' commands).
+- ``hub``: a class hub on this machine (its proxy, its users' Python, accounts, users' commands);
+- ``docs``: the ``python -m tlhelpers...`` commands the documents show;
+- ``calls``: counting the calls of a function (what a cache saves).
 """

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlhelpers.instructor.hub import account_exists
+
 from .paths import REPO
 
 CLASS_ENV = Path(os.environ.get("TLH_CLASS_ENV", "/opt/tlh-class-env"))
@@ -83,14 +85,6 @@ def ensure_class_env(log_path: Path) -> tuple[str | None, str]:
 
 
 # ----------------------------------------------------------------------------- accounts
-def account_exists(user: str) -> bool:
-    try:
-        pwd.getpwnam(user)
-        return True
-    except KeyError:
-        return False
-
-
 def foreign_accounts(users: list[str]) -> list[str]:
     """Accounts among ``users`` that exist and were not made by a test: never touch those."""
     return [u for u in users if account_exists(u) and not (Path(pwd.getpwnam(u).pw_dir) / MARKER).exists()]

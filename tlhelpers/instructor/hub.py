@@ -64,7 +64,7 @@ class ClassHub:
 
     @property
     def grader_course_dir(self) -> Path:
-        return Path(pwd.getpwnam(self.grader).pw_dir if _exists(self.grader) else f"/home/{self.grader}") / self.course_id
+        return Path(pwd.getpwnam(self.grader).pw_dir if account_exists(self.grader) else f"/home/{self.grader}") / self.course_id
 
     @property
     def url(self) -> str:
@@ -89,7 +89,8 @@ class ClassHub:
 
 
 # ----------------------------------------------------------------------------- checks
-def _exists(user: str) -> bool:
+def account_exists(user: str) -> bool:
+    """Whether the Unix account ``user`` exists on this machine."""
     try:
         pwd.getpwnam(user)
         return True
@@ -155,9 +156,9 @@ def read_course(repo: Path) -> tuple[str, dict]:
 # ----------------------------------------------------------------------------- setting up
 def ensure_account(user: str, *, reset_password: bool) -> str | None:
     """Create the Unix account ``user`` (with a home) if missing; return a new password, or None."""
-    if _exists(user) and not reset_password:
+    if account_exists(user) and not reset_password:
         return None
-    if not _exists(user):
+    if not account_exists(user):
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", user], check=True)
     password = secrets.token_urlsafe(12)
     subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
