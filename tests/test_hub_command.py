@@ -44,6 +44,7 @@ def test_without_the_proxy_the_command_says_how_to_install_it(monkeypatch):
 
 @pytest.mark.parametrize("changes, message", [
     ({"ip": "0.0.0.0"}, "plain HTTP to the network"),
+    ({"ip": "class.example.org"}, "plain HTTP to the network"),
     ({"students": ["instructor"]}, "both students and instructors"),
     ({"students": [], "instructors": []}, "at least one student"),
 ])

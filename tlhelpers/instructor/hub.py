@@ -110,6 +110,13 @@ def parse_names(text: str, what: str) -> list[str]:
     return names
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only localhost is known to stay on this machine
+        return host == "localhost"
+
+
 def check_can_start(hub: ClassHub, *, allow_remote: bool) -> None:
     """Refuse, with what to do, anything that would make the hub fail or open it to the world."""
     if os.geteuid() != 0:
@@ -122,7 +129,7 @@ def check_can_start(hub: ClassHub, *, allow_remote: bool) -> None:
         raise HubError(f"{sorted(set(hub.students) & set(hub.instructors))} are both students and instructors")
     if not (hub.students or hub.instructors):
         raise HubError("a class needs at least one student or instructor (--students alice,bob)")
-    if not allow_remote and not ipaddress.ip_address(hub.ip).is_loopback:
+    if not allow_remote and not _is_loopback(hub.ip):
         raise HubError(f"--ip {hub.ip} would serve the hub over plain HTTP to the network; put it behind "
                        "HTTPS (The Littlest JupyterHub, docs/instructors.md) or pass --allow-remote")
     check_python_for_users(hub.python)
@@ -138,7 +145,7 @@ def check_python_for_users(python: str) -> None:
             f"the class's users cannot run {python} with the course installed ({last}).\n"
             "Make an environment every user can run, outside root's home, and pass it with --python:\n"
             "  python3 -m venv /opt/tlh-class\n"
-            "  /opt/tlh-class/bin/pip install '<this repository>[instructor]' jupyterhub\n"
+            "  /opt/tlh-class/bin/pip install '<this repository>[instructor]'\n"
             "  sudo python -m tlhelpers.instructor.hub --python /opt/tlh-class/bin/python --students ...")
 
 
