@@ -17,6 +17,7 @@ root); skips with the reason otherwise (fails under CI=true). Screenshots go to 
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -94,7 +95,6 @@ def hub(prerequisites):
     running = None
     try:
         running = hh.RunningHub.start(args, port=port, state=base / "state")
-        hh.mark_and_remove_later(users)
         settings = json.loads((base / "state" / "class.json").read_text())
         running.env, running.grader_course_dir = settings["environment"], Path(settings["grader_course_dir"])
         yield running
@@ -102,6 +102,7 @@ def hub(prerequisites):
         if running is not None:
             running.exit_code = running.stop()
             print("\n".join(running.output[-5:]))
+        hh.mark_as_test_accounts(users)  # none existed before (prerequisites): each is this test's, even after a failed start
         hh.remove_test_accounts(users)
         shutil.rmtree(base, ignore_errors=True)
 
@@ -124,12 +125,21 @@ def documented_args(module: str, values: dict[str, str]) -> list[str]:
 def browser(prerequisites):
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=prerequisites["chromium"], headless=True, args=bh.CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    # An earlier test that ran notebooks in this process (nbclient) can leave its event loop
+    # registered as this thread's running loop; nothing runs it here (this is synchronous code),
+    # but Playwright's sync API refuses to start beside one. Clear the stale marker meanwhile.
+    stale = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    try:
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=prerequisites["chromium"], headless=True,
+                                          args=bh.CHROMIUM_ARGS)
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+    finally:
+        asyncio._set_running_loop(stale)
 
 
 # ----------------------------------------------------------------------------- the people

@@ -90,7 +90,8 @@ def foreign_accounts(users: list[str]) -> list[str]:
     return [u for u in users if account_exists(u) and not (Path(pwd.getpwnam(u).pw_dir) / MARKER).exists()]
 
 
-def mark_and_remove_later(users: list[str]) -> None:
+def mark_as_test_accounts(users: list[str]) -> None:
+    """Mark the existing accounts among ``users`` as made by a test, so remove_test_accounts may delete them."""
     for user in users:
         if account_exists(user):
             home = Path(pwd.getpwnam(user).pw_dir)
