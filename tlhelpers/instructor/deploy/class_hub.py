@@ -4,14 +4,15 @@ One file for every deployment, so a class behaves the same wherever it runs:
 - ``python -m tlhelpers.instructor.hub`` loads it into the hub it starts on one machine;
 - The Littlest JupyterHub loads it from ``/opt/tljh/config/jupyterhub_config.d/``;
 - Zero to JupyterHub loads it from ``/usr/local/etc/jupyterhub/jupyterhub_config.d/``
-  (``hub.extraFiles`` in z2jh-values.yaml).
+  (``hub.extraFiles`` in z2jh/values.yaml).
 
 It reads the class from a JSON file, ``$TLH_CLASS_FILE`` (default /etc/tlhelpers/class.json):
 ``course_id``, ``students``, ``instructors``, ``grader`` (the Unix account that holds the course
 and runs the Formgrader), ``grader_course_dir``, ``python`` (the users' environment),
-``environment`` (variables every server gets), ``formgrader``: ``"service"`` (a hub-managed service on this machine, nbgrader's "Using nbgrader
-with JupyterHub") or ``"shared-server"`` (the grader account's own server, which instructors may
-open: Kubernetes, where the hub cannot start processes as other users), and ``service_port``.
+``environment`` (variables every server gets), ``formgrader``: ``"service"`` (a hub-managed
+service on this machine, nbgrader's "Using nbgrader with JupyterHub") or ``"shared-server"``
+(the grader account's own server, which instructors may open: Kubernetes, where the hub cannot
+start processes as other users), and ``service_port``.
 
 It uses nothing but ``c`` and the standard library: the hub's own environment needs no course
 packages. Group names follow nbgrader's rule: ``formgrade-<course>`` for the graders,
