@@ -36,6 +36,7 @@ _MODULES = {
     "text": ["TextEncoder", "embed_texts", "load_text_encoder", "mean_pool"],
     "train": ["History", "accuracy", "evaluate", "fit", "make_loader", "train_one_epoch"],
     "checks": ["forbid"],
+    "decisions": ["Decision", "decide"],
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
 _SUBMODULES = {module.name for module in pkgutil.iter_modules(__path__)}
