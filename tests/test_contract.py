@@ -23,7 +23,7 @@ import pytest
 import tlhelpers as tlh
 
 from support.lessons import LESSON, LESSONS
-from support.notebooks import is_answer, solution_notebooks
+from support.notebooks import is_answer, is_test, solution_notebooks
 
 FORBIDDEN = re.compile(r"forbid\([^)]*\)")
 NOTEBOOKS = solution_notebooks()
@@ -113,3 +113,37 @@ def test_no_notebook_keeps_a_local_copy_of_a_helper():
     for notebook, nb in NOTEBOOKS.items():
         copies = sorted(set(_functions(nb, answers=False)) & set(tlh.__all__))
         assert not copies, f"{notebook} re-defines {copies}: use tlh's (or build it as the exercise)"
+
+
+RULE_NAMES = re.compile(r"^_?(versus|noise|within_noise|compare|rule|decide|verdicts?|probe\w*)$")
+
+
+def _computes_a_spread_and_compares(node: ast.FunctionDef) -> bool:
+    """A function that takes a spread (std, stdev, sqrt) and compares against it: a decision rule."""
+    calls = {getattr(n.func, "attr", getattr(n.func, "id", None)) for n in ast.walk(node) if isinstance(n, ast.Call)}
+    compares = any(isinstance(n, ast.Compare) and any(isinstance(op, (ast.Gt, ast.Lt, ast.GtE, ast.LtE))
+                                                      for op in n.ops) for n in ast.walk(node))
+    return bool(calls & {"std", "stdev", "sqrt"}) and compares
+
+
+def _cells_outside_the_rule_lesson(notebook, nb):
+    """Code cells, except the decide lesson's own answer and test cells (its tests need a reference)."""
+    lesson = LESSONS.get("decide")
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if notebook == lesson and (is_answer(cell) or is_test(cell)) and "decide" in cell.source:
+            continue
+        yield cell
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS))
+def test_no_notebook_keeps_its_own_decision_rule_or_probe(notebook):
+    """One rule (tlh.decide) and one probe (tlh.linear_probe): a notebook's own variant drifts from them."""
+    for cell in _cells_outside_the_rule_lesson(notebook, NOTEBOOKS[notebook]):
+        for node in ast.walk(ast.parse(_code(cell))):
+            if isinstance(node, ast.FunctionDef):
+                assert not RULE_NAMES.match(node.name), \
+                    f"{notebook} defines {node.name}(): decide with tlh.decide, probe with tlh.linear_probe"
+                assert not _computes_a_spread_and_compares(node), \
+                    f"{notebook}'s {node.name}() compares against a spread it computes: that is tlh.decide's job"
