@@ -118,12 +118,43 @@ def test_no_notebook_keeps_a_local_copy_of_a_helper():
 RULE_NAMES = re.compile(r"^_?(versus|noise|within_noise|compare|rule|decide|verdicts?|probe\w*)$")
 
 
-def _computes_a_spread_and_compares(node: ast.FunctionDef) -> bool:
-    """A function that takes a spread (std, stdev, sqrt) and compares against it: a decision rule."""
-    calls = {getattr(n.func, "attr", getattr(n.func, "id", None)) for n in ast.walk(node) if isinstance(n, ast.Call)}
-    compares = any(isinstance(n, ast.Compare) and any(isinstance(op, (ast.Gt, ast.Lt, ast.GtE, ast.LtE))
-                                                      for op in n.ops) for n in ast.walk(node))
-    return bool(calls & {"std", "stdev", "sqrt"}) and compares
+def _calls(node: ast.FunctionDef) -> set[str]:
+    """Names of what the function calls: ``tlh.decide(...)`` gives "tlh.decide", ``np.std(...)`` "std"."""
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "tlh":
+                out.add(f"tlh.{f.attr}")
+            out.add(getattr(f, "attr", getattr(f, "id", None)))
+    return out
+
+
+def _spread_names(node: ast.FunctionDef) -> set[str]:
+    """Names the function assigns from an expression that takes a standard deviation."""
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Assign) and _calls_std(n.value):
+            out |= {t.id for target in n.targets for t in ast.walk(target) if isinstance(t, ast.Name)}
+    return out
+
+
+def _calls_std(tree: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", None)) in {"std", "stdev"}
+               for n in ast.walk(tree))
+
+
+def _is_own_rule_or_probe(node: ast.FunctionDef) -> bool:
+    """Named like a rule or probe, or comparing against a spread it computes, without calling the package's."""
+    if _calls(node) & {"tlh.decide", "tlh.linear_probe"}:
+        return False            # a wrapper that words or feeds the package's rule is not a copy of it
+    spreads = _spread_names(node)
+    against_spread = any(
+        isinstance(n, ast.Compare) and any(isinstance(op, (ast.Gt, ast.Lt, ast.GtE, ast.LtE)) for op in n.ops)
+        and any(_calls_std(side) or any(isinstance(m, ast.Name) and m.id in spreads for m in ast.walk(side))
+                for side in [n.left, *n.comparators])
+        for n in ast.walk(node))
+    return bool(RULE_NAMES.match(node.name)) or against_spread
 
 
 def _cells_outside_the_rule_lesson(notebook, nb):
@@ -143,7 +174,19 @@ def test_no_notebook_keeps_its_own_decision_rule_or_probe(notebook):
     for cell in _cells_outside_the_rule_lesson(notebook, NOTEBOOKS[notebook]):
         for node in ast.walk(ast.parse(_code(cell))):
             if isinstance(node, ast.FunctionDef):
-                assert not RULE_NAMES.match(node.name), \
-                    f"{notebook} defines {node.name}(): decide with tlh.decide, probe with tlh.linear_probe"
-                assert not _computes_a_spread_and_compares(node), \
-                    f"{notebook}'s {node.name}() compares against a spread it computes: that is tlh.decide's job"
+                assert not _is_own_rule_or_probe(node), (
+                    f"{notebook} defines {node.name}(), its own rule or probe: decide with tlh.decide, "
+                    "probe with tlh.linear_probe")
+
+
+def test_the_rule_check_tells_a_copy_from_a_wrapper():
+    """The check above, on small functions: a local rule fails it, a wrapper of tlh.decide passes."""
+    def first(source):
+        return ast.parse(source).body[0]
+
+    assert _is_own_rule_or_probe(first("def versus(a, b):\n    return a > b"))
+    assert _is_own_rule_or_probe(first("def lead(a, b):\n    return (a - b).mean() > b.std(ddof=1)"))
+    assert not _is_own_rule_or_probe(first("def verdict(a, b):\n    return tlh.decide(a, b).verdict"))
+    assert _is_own_rule_or_probe(first("def lead(a, b):\n    sd = b.std(ddof=1)\n    return a - b >= sd"))
+    assert not _is_own_rule_or_probe(first("def spread(a):\n    return a.std(ddof=1)"))
+    assert not _is_own_rule_or_probe(first("def report(a):\n    print(a.std())\n    return (a > 0.5).sum()"))
