@@ -19,11 +19,10 @@ import inspect
 import re
 
 import pytest
-
-import tlhelpers as tlh
-
 from support.lessons import LESSON, LESSONS
 from support.notebooks import is_answer, is_test, solution_notebooks
+
+import tlhelpers as tlh
 
 FORBIDDEN = re.compile(r"forbid\([^)]*\)")
 NOTEBOOKS = solution_notebooks()

@@ -92,8 +92,12 @@ def test_accepts_tensors_and_numpy():
     (lambda: tlh.decide([0.8, float("nan"), 0.7], [0.7, 0.8, 0.6]), "finite"),
     (lambda: tlh.decide([[0.8, 0.9, 0.7]], [[0.7, 0.8, 0.6]]), "flat list"),
     (lambda: tlh.decide([0.8, 0.9, 0.7], [0.7, 0.8, 0.6], n_test=0), "n_test"),
-    (lambda: tlh.decide([0.8, 0.9, 0.7], [0.7, 0.8, 0.6], higher_is_better="yes"), "True or False"),
 ])
 def test_bad_input_names_the_problem(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_higher_is_better_must_be_a_bool():
+    with pytest.raises(TypeError, match="True or False"):
+        tlh.decide([0.8, 0.9, 0.7], [0.7, 0.8, 0.6], higher_is_better="yes")

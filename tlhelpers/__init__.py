@@ -26,7 +26,7 @@ _MODULES = {
              "review_sentences", "select_classes", "uci_digits"],
     "env": ["available_cpus", "device", "doctor", "seed_everything", "set_threads", "thread_count"],
     "features": ["body", "extract_features", "pool_features"],
-    "measure": ["domain_classifier_accuracy", "linear_probe", "median_heuristic_gamma", "mmd", "transfer_gain"],
+    "measure": ["domain_classifier_accuracy", "linear_probe", "median_heuristic_gamma", "mmd"],
     "shifts": ["fit_to_frame", "invert", "photo_background", "render_digits", "render_glyphs", "rotate"],
     "plots": ["plot_confusion_matrix", "plot_curves", "plot_grid", "plot_history", "plot_topk",
               "show_feature_maps", "show_filters", "show_images"],

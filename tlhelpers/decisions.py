@@ -59,6 +59,7 @@ def decide(a, b, *, n_test: int | None = None, higher_is_better: bool = True) ->
     Raises:
         ValueError: for lists of different lengths, fewer than 3 seeds, values that are
             not finite, or accuracies outside [0, 1] (percentages: divide by 100) with ``n_test``.
+        TypeError: for a ``higher_is_better`` that is not a bool.
     """
     a, b = _paired("a", a), _paired("b", b)
     if len(a) != len(b):
@@ -67,7 +68,7 @@ def decide(a, b, *, n_test: int | None = None, higher_is_better: bool = True) ->
         raise ValueError(f"the rule needs at least {MIN_SEEDS} seeds (a spread from fewer says nothing), "
                          f"got {len(a)}")
     if not isinstance(higher_is_better, bool):
-        raise ValueError(f"higher_is_better must be True or False, got {higher_is_better!r}")
+        raise TypeError(f"higher_is_better must be True or False, got {higher_is_better!r}")
     d = (a - b) if higher_is_better else (b - a)
     lead, margin = float(d.mean()), float(d.std(ddof=1))
     if n_test is not None:

@@ -1,4 +1,4 @@
-"""How far apart two domains are, and whether transfer helped: MMD, a domain classifier, the gain.
+"""How far apart two domains are, and what frozen features are worth: MMD, a domain classifier, a probe.
 
 All functions take samples as (n, d) tensors or arrays: one row per example, one column
 per feature (flatten images first, or pass features from a backbone layer).
@@ -155,26 +155,6 @@ def domain_classifier_accuracy(x, y, *, seed: int = 0, folds: int = 5, max_point
         warnings.simplefilter("ignore", ConvergenceWarning)
         scores = cross_val_score(model, features, labels, cv=cv, scoring="balanced_accuracy")
     return float(scores.mean())
-
-
-def transfer_gain(transfer_acc, scratch_acc):
-    """Return ``transfer_acc - scratch_acc``: positive when transfer helps, negative when it hurts.
-
-    Accuracies are fractions in [0, 1]; scalars give a float, arrays or lists (e.g. one
-    entry per labels-per-class setting) give a numpy array.
-
-    Raises:
-        ValueError: for values outside [0, 1] (percentages: divide by 100) or shapes that differ.
-    """
-    t = np.asarray(transfer_acc, dtype=float)
-    s = np.asarray(scratch_acc, dtype=float)
-    if t.shape != s.shape:
-        raise ValueError(f"transfer_acc and scratch_acc must have the same shape, got {t.shape} and {s.shape}")
-    for name, a in (("transfer_acc", t), ("scratch_acc", s)):
-        if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a > 1):
-            raise ValueError(f"{name} must be accuracies in [0, 1] (divide percentages by 100), got {a.tolist()}")
-    gain = t - s
-    return float(gain) if gain.ndim == 0 else gain
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels, *, C: float = 1.0,
