@@ -101,3 +101,10 @@ def test_bad_input_names_the_problem(call, words):
 def test_higher_is_better_must_be_a_bool():
     with pytest.raises(TypeError, match="True or False"):
         tlh.decide([0.8, 0.9, 0.7], [0.7, 0.8, 0.6], higher_is_better="yes")
+
+
+def test_the_verb_words_the_verdict_for_a_sentence():
+    a, b = [0.8, 0.82, 0.81], [0.7, 0.71, 0.69]
+    assert f"A {tlh.decide(a, b).verb} B" == "A beats B"
+    assert f"B {tlh.decide(b, a).verb} A" == "B loses to A"
+    assert tlh.decide(a, a).verb == "is within noise of"

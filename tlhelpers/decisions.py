@@ -9,6 +9,7 @@ import numpy as np
 from .arguments import whole
 
 MIN_SEEDS = 3
+_VERBS = {"win": "beats", "lose": "loses to", "inconclusive": "is within noise of"}
 
 
 class Decision(NamedTuple):
@@ -17,6 +18,11 @@ class Decision(NamedTuple):
     verdict: str
     lead: float
     margin: float
+
+    @property
+    def verb(self) -> str:
+        """Return the verdict as the verb of "a ... b": "beats", "loses to" or "is within noise of"."""
+        return _VERBS[self.verdict]
 
 
 def _paired(name: str, values) -> np.ndarray:
