@@ -95,6 +95,12 @@ def test_unknown_names_raise_listing_the_valid_names(call):
         assert repr(valid) in message
 
 
+def test_the_model_itself_is_no_place_to_cut():
+    """named_modules() lists the model as '': the error says why that name is refused."""
+    with pytest.raises(ValueError, match="named '', is not a layer"):
+        tlh.freeze(_model(), until="")
+
+
 def test_freeze_rejects_until_and_names_together():
     with pytest.raises(ValueError, match="either"):
         tlh.freeze(_model(), until="conv2", names=["conv1"])

@@ -25,8 +25,8 @@ def _check_names(model: nn.Module, names: Iterable[str]) -> None:
     valid = set(layer_names(model)) | {n for n, _ in model.named_parameters()}
     unknown = [n for n in names if n not in valid]
     if unknown:
-        raise ValueError(f"unknown layer name(s) {unknown}; valid top-level names: "
-                         f"{layer_names(model, depth=2)}")
+        raise ValueError(f"unknown layer name(s) {unknown}; valid names, up to one dot deep: "
+                         f"{layer_names(model, depth=2)} (the model itself, named '', is not a layer)")
 
 
 def _matches(param_name: str, prefixes: Sequence[str]) -> bool:
