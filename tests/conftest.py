@@ -48,3 +48,19 @@ def tiny_digits(mnist):
     train, test = mnist
     return tlh.few_shot(train, 5, seed=0), tlh.few_shot(test, 3, seed=0)
 
+
+@pytest.fixture(scope="session")
+def bwrap():
+    """The path of bubblewrap (apt-get installed when root), or a skip saying why no sandbox can start."""
+    from support.apt import ensure_binary, which
+    from support.paths import ARTIFACTS
+
+    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
+    if path is None:
+        pytest.skip(reason)
+    from tlhelpers.instructor.bwrap import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(problem)
+    return path

@@ -97,7 +97,7 @@ def _grading_argv(command: str, address: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", GRADING)
-def test_documented_grading_command_runs(command, tiny_course, scheduler):
+def test_documented_grading_command_runs(command, tiny_course, scheduler, bwrap):   # the commands grade sandboxed
     argv = _grading_argv(command, scheduler)
     proc = subprocess.run([sys.executable, "-m", shlex.split(command)[0], *argv], cwd=tiny_course,
                           env=command_env(tiny_course), capture_output=True, text=True, timeout=900)

@@ -37,7 +37,7 @@ from tlhelpers.instructor.contract import Kind
 
 from support.course import command_env, grades, make_course, nbgrader, submit
 from support.notebooks import Assignment, find, read, write
-from support.paths import ARTIFACTS, CONFIG
+from support.paths import CONFIG
 from support.probes import build_probe2
 
 pytestmark = pytest.mark.slow
@@ -140,21 +140,6 @@ def _all_grades(course: Path, students) -> dict:
                       "grades": {g.name: (g.auto_score, g.score, bool(g.needs_manual_grade)) for g in nb.grades},
                       "comments": {c.name: c.auto_comment for c in nb.comments}}
     return out
-
-
-@pytest.fixture(scope="module")
-def bwrap():
-    from support.apt import ensure_binary, which
-
-    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
-    if path is None:
-        pytest.skip(reason)
-    from tlhelpers.instructor.bwrap import sandbox_problem
-
-    problem = sandbox_problem()
-    if problem:
-        pytest.skip(problem)
-    return path
 
 
 def _students(probe: Assignment, course: Path) -> dict:
