@@ -51,16 +51,10 @@ def tiny_digits(mnist):
 
 @pytest.fixture(scope="session")
 def bwrap():
-    """The path of bubblewrap (apt-get installed when root), or a skip saying why no sandbox can start."""
-    from support.apt import ensure_binary, which
+    """Nothing when a bubblewrap sandbox can start (bwrap apt-get installed when root), else a skip saying why."""
+    from support.apt import sandbox_problem
     from support.paths import ARTIFACTS
 
-    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
-    if path is None:
-        pytest.skip(reason)
-    from tlhelpers.instructor.bwrap import sandbox_problem
-
-    problem = sandbox_problem()
+    problem = sandbox_problem(ARTIFACTS / "apt-bubblewrap.log")
     if problem:
         pytest.skip(problem)
-    return path

@@ -213,12 +213,9 @@ def graded(tmp_path_factory, probe_source) -> GradedClass:
 
 def grade_command(course: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
     """``python -m tlhelpers.instructor.grade ARGS`` in ``course``, sandboxed where bwrap can be had."""
-    from support.apt import ensure_binary, which
+    from support.apt import sandbox_problem
 
-    from tlhelpers.instructor.bwrap import sandbox_problem
-
-    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), ARTIFACTS / "apt-bubblewrap.log")
-    problem = reason or sandbox_problem()
+    problem = sandbox_problem(ARTIFACTS / "apt-bubblewrap.log")
     if problem:
         print(f"\ngrading the simulated class WITHOUT a sandbox: {problem}")
     env = command_env(course)

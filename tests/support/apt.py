@@ -74,3 +74,11 @@ def ensure_binary(find: Callable[[], str | None], packages: tuple[str, ...], log
 
 def which(name: str) -> Callable[[], str | None]:
     return lambda: shutil.which(name)
+
+
+def sandbox_problem(log_path: Path) -> str:
+    """Return "" when a bubblewrap sandbox can start (installing bwrap first when root), else why not."""
+    from tlhelpers.instructor.bwrap import sandbox_problem as problem
+
+    path, reason = ensure_binary(which("bwrap"), ("bubblewrap",), log_path)
+    return reason if path is None else problem()
